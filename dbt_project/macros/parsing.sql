@@ -1,0 +1,58 @@
+{#
+  Parsing helpers for landed text. Each returns NULL when the text cannot be
+  parsed, so the base models can quarantine the row with a reason.
+  Dispatched so another adapter can supply its own implementation.
+#}
+
+{% macro clean_text(col) -%}
+    nullif(trim(regexp_replace({{ col }}, '[\s\x{00a0}\x{3000}]+', ' ', 'g')), '')
+{%- endmacro %}
+
+{% macro parse_timestamp(col) -%}
+    {{ return(adapter.dispatch('parse_timestamp', 'crm')(col)) }}
+{%- endmacro %}
+
+{% macro default__parse_timestamp(col) -%}
+    {# Values with a UTC offset or Z are converted to the business timezone;
+       naive values are already local. Several common layouts are accepted. #}
+    case
+        when regexp_matches(trim({{ col }}), '(Z|[+-]\d{2}(:?\d{2})?)$')
+             and regexp_matches(trim({{ col }}), '^\d{4}-\d{2}-\d{2}[ T]\d')
+            then timezone('{{ var("timezone") }}', try_cast(trim({{ col }}) as timestamptz))
+        else try_strptime(
+            regexp_replace(trim({{ col }}), '\.\d+$', ''),
+            ['%Y-%m-%d %H:%M:%S', '%Y-%m-%dT%H:%M:%S', '%Y-%m-%d %H:%M', '%Y-%m-%d',
+             '%Y/%m/%d %H:%M:%S', '%Y/%m/%d %H:%M', '%Y/%m/%d', '%Y%m%d', '%Y%m%d%H%M%S',
+             '%Y.%m.%d', '%Y.%m.%d %H:%M:%S']
+        )
+    end
+{%- endmacro %}
+
+{% macro parse_amount(col) -%}
+    {{ return(adapter.dispatch('parse_amount', 'crm')(col)) }}
+{%- endmacro %}
+
+{% macro default__parse_amount(col) -%}
+    {# Accepts 1299, 1299.00, ¥1,299.00, ￥1299, 1 299,00, 1.299,00, RMB 12, 12元.
+       Whichever of , and . comes last is the decimal separator when both appear;
+       a lone comma followed by one or two digits at the end is a decimal comma. #}
+    {%- set s = "regexp_replace(upper(" ~ col ~ "), '[\\s\\x{00a0}\\x{3000}\\x{202f}¥￥$元]|RMB|CNY', '', 'g')" -%}
+    try_cast(
+        case
+            when {{ s }} ~ '^-?[0-9]+([.][0-9]+)?$' then {{ s }}
+            when {{ s }} ~ '^-?[0-9]{1,3}(,[0-9]{3})+([.][0-9]+)?$' then replace({{ s }}, ',', '')
+            when {{ s }} ~ '^-?[0-9]{1,3}([.][0-9]{3})+(,[0-9]+)?$' then replace(replace({{ s }}, '.', ''), ',', '.')
+            when {{ s }} ~ '^-?[0-9]+,[0-9]{1,2}$' then replace({{ s }}, ',', '.')
+        end
+        as decimal(18, 2)
+    )
+{%- endmacro %}
+
+{% macro parse_bool(col) -%}
+    case lower({{ clean_text(col) }})
+        when 'true' then true when 't' then true when '1' then true when 'yes' then true
+        when 'y' then true when '是' then true when '同意' then true
+        when 'false' then false when 'f' then false when '0' then false when 'no' then false
+        when 'n' then false when '否' then false when '不同意' then false
+    end
+{%- endmacro %}

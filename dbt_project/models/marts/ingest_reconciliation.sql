@@ -1,0 +1,63 @@
+-- Row conservation per source: rows landed = rows staged + rows quarantined +
+-- exact duplicates removed. `balanced` must be true (tested).
+with
+
+orders_landed as (select count(*) as n from {{ source('raw', 'orders') }}),
+orders_quarantined as (select count(*) as n from {{ ref('orders_quarantine') }}),
+orders_staged as (select count(*) as n from {{ ref('stg_shop__orders') }}),
+orders_exact_duplicates as (
+    -- valid rows identical to the kept version of their order_id, counted directly
+    select count(*) as n
+    from {{ ref('base_shop__orders') }} as b
+    inner join {{ ref('stg_shop__orders') }} as k on b.order_id = k.order_id
+    where b.invalid_reason is null
+      and (b.source_file, b.source_row) != (k.source_file, k.source_row)
+      and b.member_id is not distinct from k.member_id
+      and b.ordered_at is not distinct from k.ordered_at
+      and b.amount is not distinct from k.amount
+      and b.status is not distinct from k.status
+      and b.channel is not distinct from k.channel
+      and b.store_id is not distinct from k.store_id
+      and b.coupon_code is not distinct from k.coupon_code
+),
+
+members_landed as (select count(*) as n from {{ source('raw', 'members') }}),
+members_quarantined as (select count(*) as n from {{ ref('members_quarantine') }}),
+members_merged as (
+    -- extra valid rows for a member_id that already has one
+    select coalesce(sum(n - 1), 0) as n
+    from (
+        select count(*) as n from {{ ref('base_shop__members') }}
+        where invalid_reason is null group by member_id
+    )
+),
+members_staged as (select count(*) as n from {{ ref('stg_shop__members') }}),
+
+final as (
+
+    select
+        'orders' as source,
+        ol.n as rows_landed,
+        os.n as rows_staged,
+        oq.n as rows_quarantined,
+        od.n as exact_duplicates_removed,
+        cast(0 as bigint) as rows_merged
+    from orders_landed as ol, orders_staged as os, orders_quarantined as oq, orders_exact_duplicates as od
+
+    union all
+
+    select
+        'members',
+        ml.n,
+        ms.n,
+        mq.n,
+        cast(0 as bigint),
+        cast(mm.n as bigint)
+    from members_landed as ml, members_staged as ms, members_quarantined as mq, members_merged as mm
+
+)
+
+select
+    *,
+    rows_landed = rows_staged + rows_quarantined + exact_duplicates_removed + rows_merged as balanced
+from final

@@ -1,0 +1,39 @@
+-- Every landed member row, typed, with the first reason it cannot be used (if any).
+with
+
+source as (
+
+    select * from {{ source('raw', 'members') }}
+
+),
+
+final as (
+
+    select
+        {{ clean_text('member_id') }} as member_id,
+        cast({{ parse_timestamp('registered_at') }} as date) as registered_at,
+        {{ clean_text('name') }} as name,
+        case
+            when lower({{ clean_text('gender') }}) in ('f', 'female', 'w', '女') then 'F'
+            when lower({{ clean_text('gender') }}) in ('m', 'male', '男') then 'M'
+        end as gender,
+        cast({{ parse_timestamp('birthday') }} as date) as birthday,
+        {{ clean_text('city') }} as city,
+        nullif(regexp_replace(coalesce(phone, ''), '[^0-9+]', '', 'g'), '') as phone,
+        lower({{ clean_text('email') }}) as email,
+        lower({{ clean_text('acquisition_channel') }}) as acquisition_channel,
+        {{ parse_amount('acquisition_cost') }} as acquisition_cost,
+        {{ parse_bool('marketing_consent') }} as marketing_consent,
+        _source_file as source_file,
+        _source_row as source_row,
+        case
+            when {{ clean_text('member_id') }} is null then 'missing member_id'
+            when {{ clean_text('registered_at') }} is null then 'missing registered_at'
+            when {{ parse_timestamp('registered_at') }} is null
+                then 'unparseable registered_at: ' || registered_at
+        end as invalid_reason
+    from source
+
+)
+
+select * from final

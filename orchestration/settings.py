@@ -1,0 +1,151 @@
+"""One typed settings object for the whole pipeline.
+
+Every value comes from an environment variable with a documented default (see
+`.env.example`). Paths are resolved to absolute paths once, here, so dbt (which
+runs in its own working directory) and Dagster agree on where things are.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from orchestration.errors import CrmError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
+
+
+def _env(name: str, default: str) -> str:
+    value = os.environ.get(name, "").strip()
+    return value if value else default
+
+
+def _path(name: str, default: str) -> Path:
+    raw = Path(_env(name, default)).expanduser()
+    return raw if raw.is_absolute() else (PROJECT_ROOT / raw).resolve()
+
+
+def _int(name: str, default: int, minimum: int = 0) -> int:
+    raw = _env(name, str(default))
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise CrmError(f"{name}={raw!r} is not a whole number; set it like {name}={default}") from exc
+    if value < minimum:
+        raise CrmError(f"{name}={value} must be at least {minimum}")
+    return value
+
+
+def _optional_int(name: str) -> int | None:
+    raw = _env(name, "")
+    return _int(name, 0, minimum=1) if raw else None
+
+
+def _float(name: str, default: float) -> float:
+    raw = _env(name, str(default))
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise CrmError(f"{name}={raw!r} is not a number; set it like {name}={default}") from exc
+
+
+def parse_as_of(raw: str, source: str = "CRM_AS_OF") -> date:
+    try:
+        return date.fromisoformat(raw.strip())
+    except ValueError as exc:
+        raise CrmError(f"{source}={raw!r} is not a date; use YYYY-MM-DD, e.g. 2024-06-30") from exc
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved configuration of one pipeline run."""
+
+    landing_dir: Path
+    warehouse: Path
+    export_dir: Path
+    models_dir: Path
+    dagster_home: Path
+    timezone: str
+    as_of_override: date | None
+    schedule_cron: str
+    freshness_days: int
+    time_unit: str
+    holdout_days: int
+    silent_after_days: int | None
+    churn_after_days: int | None
+    discount_rate_monthly: float
+    min_customers: int
+    min_repeat_customers: int
+    dbt_project_dir: Path = field(default=DBT_PROJECT_DIR)
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def as_of(self) -> date:
+        """The run's as-of date: CRM_AS_OF, or yesterday in the business timezone."""
+        if self.as_of_override is not None:
+            return self.as_of_override
+        return datetime.now(self.tz).date() - timedelta(days=1)
+
+    def with_overrides(self, **changes: object) -> Settings:
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    def dbt_vars(self) -> dict[str, object]:
+        """Variables handed to every dbt invocation."""
+        out: dict[str, object] = {
+            "as_of_date": self.as_of.isoformat(),
+            "timezone": self.timezone,
+            "holdout_days": self.holdout_days,
+        }
+        if self.silent_after_days is not None:
+            out["silent_after_days"] = self.silent_after_days
+        if self.churn_after_days is not None:
+            out["churn_after_days"] = self.churn_after_days
+        return out
+
+    def export_env(self) -> None:
+        """Publish the paths dbt's profiles.yml and Dagster read from the environment."""
+        os.environ["CRM_WAREHOUSE"] = str(self.warehouse)
+        os.environ["DAGSTER_HOME"] = str(self.dagster_home)
+        os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
+        os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "true")
+
+
+def load_settings() -> Settings:
+    """Read the settings from the environment (defaults live under `data/`)."""
+    timezone = _env("CRM_TIMEZONE", "Asia/Shanghai")
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise CrmError(
+            f"CRM_TIMEZONE={timezone!r} is not a known time zone; use an IANA name "
+            "such as Asia/Shanghai or Europe/Berlin"
+        ) from exc
+    as_of_raw = _env("CRM_AS_OF", "")
+    time_unit = _env("CRM_TIME_UNIT", "week").lower()
+    if time_unit not in {"week", "day"}:
+        raise CrmError(f"CRM_TIME_UNIT={time_unit!r} must be 'week' or 'day'")
+    return Settings(
+        landing_dir=_path("CRM_LANDING_DIR", "data/landing"),
+        warehouse=_path("CRM_WAREHOUSE", "data/warehouse.duckdb"),
+        export_dir=_path("CRM_EXPORT_DIR", "data/exports"),
+        models_dir=_path("CRM_MODELS_DIR", "models"),
+        dagster_home=_path("DAGSTER_HOME", "data/dagster_home"),
+        timezone=timezone,
+        as_of_override=parse_as_of(as_of_raw) if as_of_raw else None,
+        schedule_cron=_env("CRM_SCHEDULE_CRON", "0 2 * * *"),
+        freshness_days=_int("CRM_FRESHNESS_DAYS", 30, minimum=1),
+        time_unit=time_unit,
+        holdout_days=_int("CRM_HOLDOUT_DAYS", 182, minimum=7),
+        silent_after_days=_optional_int("CRM_SILENT_AFTER_DAYS"),
+        churn_after_days=_optional_int("CRM_CHURN_AFTER_DAYS"),
+        discount_rate_monthly=_float("CRM_DISCOUNT_RATE_MONTHLY", 0.01),
+        min_customers=_int("CRM_MIN_CUSTOMERS", 500, minimum=1),
+        min_repeat_customers=_int("CRM_MIN_REPEAT_CUSTOMERS", 100, minimum=1),
+    )
