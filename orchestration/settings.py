@@ -109,12 +109,19 @@ class Settings:
             out["churn_after_days"] = self.churn_after_days
         return out
 
+    def ensure_dagster_home(self) -> Path:
+        """Create DAGSTER_HOME with a dagster.yaml that turns telemetry off."""
+        self.dagster_home.mkdir(parents=True, exist_ok=True)
+        cfg = self.dagster_home / "dagster.yaml"
+        if not cfg.exists():
+            cfg.write_text("telemetry:\n  enabled: false\n", encoding="utf-8")
+        return self.dagster_home
+
     def export_env(self) -> None:
         """Publish the paths dbt's profiles.yml and Dagster read from the environment."""
         os.environ["CRM_WAREHOUSE"] = str(self.warehouse)
         os.environ["DAGSTER_HOME"] = str(self.dagster_home)
         os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
-        os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "true")
 
 
 def load_settings() -> Settings:

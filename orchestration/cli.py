@@ -1,0 +1,147 @@
+"""The `crm` command line: run the pipeline, make demo data, open the UI.
+
+`crm run` materializes the same Dagster job the UI and the schedule use, in
+this process, against the persistent Dagster instance under DAGSTER_HOME (so
+CLI runs appear in the UI's run history).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+import traceback
+from datetime import date
+from pathlib import Path
+
+import click
+
+from orchestration.errors import CrmError
+
+
+def _fail(message: str, hint: str | None = None) -> None:
+    click.secho(f"error: {message}", fg="red", err=True)
+    if hint:
+        click.echo(f"hint: {hint}", err=True)
+    sys.exit(1)
+
+
+class _Cli(click.Group):
+    """Turns user-caused errors into one line and a hint; --debug shows the traceback."""
+
+    def invoke(self, ctx: click.Context):  # type: ignore[override]
+        try:
+            return super().invoke(ctx)
+        except CrmError as exc:
+            if ctx.params.get("debug") or os.environ.get("CRM_DEBUG"):
+                traceback.print_exc()
+            _fail(str(exc), "run with --debug for the full traceback")
+
+
+@click.group(cls=_Cli)
+@click.option("--debug", is_flag=True, help="Show full tracebacks.")
+def main(debug: bool) -> None:
+    """crm-pipeline: RFM, lifecycle, CLV and campaign lists from orders and members."""
+    if debug:
+        os.environ["CRM_DEBUG"] = "1"
+    os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
+
+
+def _set_env(name: str, value: object | None) -> None:
+    if value is not None and value != "":
+        os.environ[name] = str(Path(value).resolve()) if isinstance(value, Path) else str(value)
+
+
+@main.command()
+@click.option("--as-of", "as_of", help="Compute as of this date (YYYY-MM-DD). Default: yesterday.")
+@click.option("--landing", type=click.Path(path_type=Path), help="Landing folder (CRM_LANDING_DIR).")
+@click.option("--warehouse", type=click.Path(path_type=Path), help="DuckDB file (CRM_WAREHOUSE).")
+@click.option("--exports", type=click.Path(path_type=Path), help="Export folder (CRM_EXPORT_DIR).")
+@click.option("--models", type=click.Path(path_type=Path), help="Model folder (CRM_MODELS_DIR).")
+@click.option("--quiet", is_flag=True, help="Only print the summary.")
+def run(
+    as_of: str | None,
+    landing: Path | None,
+    warehouse: Path | None,
+    exports: Path | None,
+    models: Path | None,
+    quiet: bool,
+) -> None:
+    """Materialize the whole asset graph (ingest → dbt → model → lists) once."""
+    _set_env("CRM_AS_OF", as_of)
+    _set_env("CRM_LANDING_DIR", landing)
+    _set_env("CRM_WAREHOUSE", warehouse)
+    _set_env("CRM_EXPORT_DIR", exports)
+    _set_env("CRM_MODELS_DIR", models)
+
+    from orchestration.runner import run_pipeline  # heavy imports only when running
+
+    outcome = run_pipeline(progress=None if quiet else click.echo)
+    click.echo(outcome.summary)
+    if not outcome.success:
+        _fail(outcome.failure or "the run failed", outcome.hint)
+
+
+@main.command("demo-data")
+@click.option("--members", default=20_000, show_default=True, help="Members to generate.")
+@click.option("--seed", default=42, show_default=True, help="Random seed (same seed, same files).")
+@click.option("--end", "end", help="Last order date (YYYY-MM-DD). Default: yesterday.")
+@click.option("--years", default=2.0, show_default=True, help="Years of history.")
+@click.option(
+    "--source",
+    type=click.Choice(["demo", "cdnow", "cdnow-sample"]),
+    default="demo",
+    show_default=True,
+    help="demo = synthetic shop; cdnow / cdnow-sample = the real CDNOW data shipped in lifetimes.",
+)
+@click.option("--out", type=click.Path(path_type=Path), help="Output folder (CRM_LANDING_DIR).")
+def demo_data(
+    members: int, seed: int, end: str | None, years: float, source: str, out: Path | None
+) -> None:
+    """Write a landing folder (orders.csv, members.csv) that follows the data contract."""
+    from orchestration.lib import demo_data as gen
+    from orchestration.settings import load_settings
+
+    out_dir = (out or load_settings().landing_dir).resolve()
+    if members < 1:
+        raise CrmError("--members must be at least 1")
+    end_date = None
+    if end:
+        try:
+            end_date = date.fromisoformat(end)
+        except ValueError as exc:
+            raise CrmError(f"--end {end!r} is not a date; use YYYY-MM-DD") from exc
+    started = time.monotonic()
+    if source == "demo":
+        summary = gen.generate_demo_data(
+            out_dir, members=members, seed=seed, end=end_date, years=years, progress=click.echo
+        )
+    else:
+        summary = gen.write_cdnow(out_dir, sample=source == "cdnow-sample")
+    click.echo(
+        f"wrote {summary.orders:,} orders and {summary.members:,} members "
+        f"({summary.first_order} .. {summary.last_order}) to {out_dir} "
+        f"in {time.monotonic() - started:.1f}s"
+    )
+
+
+@main.command()
+@click.option("--port", default=3000, show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True)
+def ui(port: int, host: str) -> None:
+    """Start the Dagster UI on the pipeline's definitions (DAGSTER_HOME under data/)."""
+    from orchestration.settings import PROJECT_ROOT, load_settings
+
+    s = load_settings()
+    s.export_env()
+    s.ensure_dagster_home()
+    dagster = Path(sys.executable).with_name("dagster")
+    args = [str(dagster), "dev", "-m", "orchestration.definitions", "-p", str(port), "-h", host]
+    logging.getLogger(__name__).info("starting %s", " ".join(args))
+    os.chdir(PROJECT_ROOT)
+    os.execv(args[0], args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,65 @@
+"""Ingest: landing files → DuckDB `raw` tables (every row, as text, with provenance)."""
+
+
+import dagster as dg
+
+from orchestration.defs.resources import PipelineSettings
+from orchestration.lib import landing
+from orchestration.lib.warehouse import connect, markdown_table
+
+RETRY = dg.RetryPolicy(max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTIAL)
+
+
+def _load(context: dg.AssetExecutionContext, crm: PipelineSettings, entity: landing.Entity):
+    s = crm.settings()
+    files = landing.find_files(s.landing_dir, entity)
+    context.log.info(
+        f"loading {entity.name} from {len(files)} file(s) in {s.landing_dir}: "
+        + ", ".join(p.name for p in files)
+    )
+    with connect(s.warehouse) as con:
+        report = landing.load_entity(con, entity, files)
+        preview = con.sql(f"select * from raw.{entity.name} limit 5").df()
+    for note in report.notes:
+        context.log.warning(note)
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": report.rows,
+            "landing_dir": str(s.landing_dir),
+            "files": dg.MetadataValue.json(report.rows_per_file),
+            "encodings": dg.MetadataValue.json(report.encodings),
+            "notes": dg.MetadataValue.md("\n".join(f"- {n}" for n in report.notes) or "none"),
+            "preview": dg.MetadataValue.md(markdown_table(preview)),
+        }
+    )
+
+
+@dg.asset(
+    key="raw_orders",
+    group_name="ingest",
+    kinds={"duckdb", "csv"},
+    retry_policy=RETRY,
+    description=(
+        "Every row of the landed orders files (`orders*.csv|.txt|.parquet` in CRM_LANDING_DIR) "
+        "as text in `raw.orders`, with `_source_file` and `_source_row`. CSV encodings UTF-8, "
+        "UTF-8 with BOM and GBK/GB18030 are detected. A missing required column stops the run "
+        "naming the file and column; nothing is replaced then."
+    ),
+)
+def raw_orders(context: dg.AssetExecutionContext, crm: PipelineSettings) -> dg.MaterializeResult:
+    return _load(context, crm, landing.ORDERS)
+
+
+@dg.asset(
+    key="raw_members",
+    group_name="ingest",
+    kinds={"duckdb", "csv"},
+    retry_policy=RETRY,
+    description=(
+        "Every row of the landed members files (`members*.csv|.txt|.parquet`) as text in "
+        "`raw.members`. The file is optional: without it the table is empty and members are "
+        "derived from orders."
+    ),
+)
+def raw_members(context: dg.AssetExecutionContext, crm: PipelineSettings) -> dg.MaterializeResult:
+    return _load(context, crm, landing.MEMBERS)

@@ -1,0 +1,91 @@
+"""Transform: the dbt project (staging → intermediate → marts) as Dagster assets.
+
+dbt tests become asset checks. After dbt finishes (and releases the DuckDB
+file) the marts' materializations get row counts, previews and the figures a
+person wants to see (segment and stage counts, cut-offs, quarantine reasons).
+"""
+
+
+import json
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import dagster as dg
+from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
+
+from orchestration.defs.resources import PipelineSettings, dbt_project
+from orchestration.lib.dbt_manifest import ensure_manifest
+from orchestration.lib.warehouse import connect, counts, markdown_table, table_exists
+from orchestration.settings import Settings
+
+
+class CrmDbtTranslator(DagsterDbtTranslator):
+    """Asset key = model name (`customer_rfm`); every dbt asset is in group `transform`."""
+
+    def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
+        if dbt_resource_props["resource_type"] in {"model", "seed", "snapshot"}:
+            return dg.AssetKey(dbt_resource_props["name"])
+        return super().get_asset_key(dbt_resource_props)
+
+    def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
+        return "transform"
+
+
+def _mart_metadata(con, s: Settings, name: str) -> dict[str, Any]:
+    table = f"marts.{name}"
+    if not table_exists(con, table):
+        return {}
+    md: dict[str, Any] = {
+        "dagster/row_count": con.execute(f"select count(*) from {table}").fetchall()[0][0],
+        "as_of": s.as_of.isoformat(),
+        "preview": dg.MetadataValue.md(
+            markdown_table(con.sql(f"select * from {table} order by 1 limit 10").df())
+        ),
+    }
+    if name == "customer_rfm":
+        md["segment_counts"] = dg.MetadataValue.json(counts(con, table, "rfm_segment"))
+        md["rf_cell_counts"] = dg.MetadataValue.json(counts(con, table, "rf_cell"))
+    elif name == "customer_lifecycle":
+        md["stage_counts"] = dg.MetadataValue.json(counts(con, table, "lifecycle_stage"))
+        cycle = con.sql("select * from intermediate.int_purchase_cycle_derived").df()
+        md["purchase_cycle"] = dg.MetadataValue.md(markdown_table(cycle))
+    elif name in {"orders_quarantine", "members_quarantine"}:
+        reasons = con.sql(
+            f"select regexp_replace(reason, ':.*$', '') as reason, count(*) as n from {table} "
+            "group by 1 order by 2 desc"
+        ).df()
+        md["reasons"] = dg.MetadataValue.md(markdown_table(reasons))
+    elif name == "ingest_reconciliation":
+        md["reconciliation"] = dg.MetadataValue.md(
+            markdown_table(con.sql(f"select * from {table}").df())
+        )
+    return md
+
+
+@dbt_assets(
+    manifest=ensure_manifest(),
+    project=dbt_project,
+    dagster_dbt_translator=CrmDbtTranslator(),
+)
+def crm_dbt_models(
+    context: dg.AssetExecutionContext, dbt: DbtCliResource, crm: PipelineSettings
+) -> Iterator[Any]:
+    s = crm.settings()
+    context.log.info(f"dbt build as of {s.as_of} on {s.warehouse}")
+    invocation = dbt.cli(["build", "--vars", json.dumps(s.dbt_vars())], context=context)
+    # dbt holds the DuckDB file while it runs: collect its events, then enrich.
+    events = list(invocation.stream())
+    with connect(s.warehouse, read_only=True) as con:
+        for event in events:
+            if isinstance(event, dg.Output | dg.MaterializeResult) and hasattr(event, "metadata"):
+                key = _asset_name(event)
+                if key and (extra := _mart_metadata(con, s, key)):
+                    event = event.with_metadata({**(event.metadata or {}), **extra})
+            yield event
+
+
+def _asset_name(event: Any) -> str | None:
+    name = getattr(event, "output_name", None)
+    if name is None and getattr(event, "asset_key", None) is not None:
+        return event.asset_key.path[-1]
+    return name

@@ -1,0 +1,90 @@
+"""Small helpers around the DuckDB warehouse file."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from orchestration.errors import CrmError
+
+
+class WarehouseBusyError(CrmError):
+    """Another process holds the warehouse file (DuckDB allows one writer)."""
+
+
+def _is_lock_error(exc: Exception) -> bool:
+    text = str(exc).lower()
+    return "lock" in text and ("conflicting" in text or "could not set lock" in text)
+
+
+@contextmanager
+def connect(path: Path, *, read_only: bool = False, wait_seconds: float = 0) -> Iterator[
+    duckdb.DuckDBPyConnection
+]:
+    """Open the warehouse; a held lock becomes a clear WarehouseBusyError.
+
+    `wait_seconds` retries for a short while (a nightly run that meets a UI
+    query finishing). A second *run* should not wait: it stops at once.
+    """
+    if read_only and not path.exists():
+        raise CrmError(f"warehouse {path} does not exist yet; run `crm run` (or make demo) first")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        try:
+            con = duckdb.connect(str(path), read_only=read_only)
+            break
+        except duckdb.IOException as exc:
+            if not _is_lock_error(exc):
+                raise
+            if time.monotonic() >= deadline:
+                raise WarehouseBusyError(
+                    f"warehouse {path} is in use by another process (another run or a open "
+                    "client); wait for it to finish, or point CRM_WAREHOUSE elsewhere"
+                ) from exc
+            time.sleep(0.5)
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+def table_exists(con: duckdb.DuckDBPyConnection, qualified: str) -> bool:
+    schema, name = qualified.split(".", 1)
+    return bool(
+        con.execute(
+            "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
+            [schema, name],
+        ).fetchall()[0][0]
+    )
+
+
+def markdown_table(df: pd.DataFrame, max_rows: int = 10) -> str:
+    """A Markdown table (no extra dependency) for Dagster metadata previews."""
+    df = df.head(max_rows)
+    if df.empty:
+        return "_(no rows)_"
+    cols = [str(c) for c in df.columns]
+
+    def cell(v: object) -> str:
+        if v is None or (isinstance(v, float) and pd.isna(v)) or v is pd.NaT:
+            return ""
+        if isinstance(v, float):
+            return f"{v:,.4g}" if abs(v) < 1e4 else f"{v:,.0f}"
+        return str(v).replace("|", "\\|")
+
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    return "\n".join(lines)
+
+
+def counts(con: duckdb.DuckDBPyConnection, table: str, column: str) -> dict[str, int]:
+    rows = con.execute(
+        f"select {column}, count(*) from {table} group by 1 order by 2 desc, 1"
+    ).fetchall()
+    return {str(k): int(n) for k, n in rows}

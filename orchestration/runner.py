@@ -1,0 +1,132 @@
+"""Run the Dagster job in-process (used by `crm run`, tests and benchmarks)."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import sys
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import dagster as dg
+
+from orchestration.lib.summary import build_summary
+from orchestration.lib.warehouse import connect
+from orchestration.settings import load_settings
+
+
+@dataclass
+class RunOutcome:
+    success: bool
+    run_id: str
+    summary: str
+    failure: str | None = None
+    hint: str | None = None
+    step_seconds: dict[str, float] = field(default_factory=dict)
+
+
+class _ProgressHandler(logging.Handler):
+    """Prints one line per step start/end and per failed check, from Dagster's events."""
+
+    def __init__(self, emit: Callable[[str], None]) -> None:
+        super().__init__(level=logging.DEBUG)
+        self._emit = emit
+        self._started: dict[str, float] = {}
+        self.step_seconds: dict[str, float] = {}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        meta = getattr(record, "dagster_meta", None) or {}
+        event = meta.get("dagster_event")
+        if event is None:
+            return
+        step = event.step_key or ""
+        kind = event.event_type_value
+        if kind == "STEP_START":
+            self._started[step] = time.monotonic()
+            self._emit(f"  ▶ {step}")
+        elif kind in {"STEP_SUCCESS", "STEP_FAILURE"}:
+            took = time.monotonic() - self._started.get(step, time.monotonic())
+            self.step_seconds[step] = took
+            mark = "✓" if kind == "STEP_SUCCESS" else "✗"
+            self._emit(f"  {mark} {step} ({took:.1f}s)")
+        elif kind == "ASSET_CHECK_EVALUATION":
+            data = event.event_specific_data
+            evaluation = getattr(data, "asset_check_evaluation", data)
+            if evaluation is not None and not evaluation.passed:
+                key = evaluation.asset_check_key
+                sev = getattr(evaluation.severity, "value", "ERROR")
+                self._emit(f"    ! check {key.asset_key.to_user_string()}:{key.name} {sev}")
+
+
+def _progress_logger(handler: _ProgressHandler) -> dg.LoggerDefinition:
+    @dg.logger(description="crm CLI progress lines")
+    def progress(_init_context):
+        log = logging.getLogger("crm.progress")
+        log.handlers = [handler]
+        log.setLevel(logging.DEBUG)
+        log.propagate = False
+        return log
+
+    return progress
+
+
+_ERROR_RE = re.compile(r"(?:orchestration\.errors\.)?(?:CrmError|WarehouseBusyError|ModelError)\W+(.*)")
+
+
+def _failure_reason(result: dg.ExecuteInProcessResult) -> tuple[str, str | None]:
+    for event in result.all_events:
+        if event.event_type_value == "STEP_FAILURE":
+            error = event.step_failure_data.error
+            while error is not None:
+                if error.cls_name in {"CrmError", "WarehouseBusyError", "ModelError"}:
+                    return f"{event.step_key}: {error.message.split(': ', 1)[-1].strip()}", None
+                nxt = error.cause or getattr(error, "context", None)
+                if nxt is None:
+                    break
+                error = nxt
+            msg = event.step_failure_data.error.message.strip().splitlines()[0]
+            return (
+                f"{event.step_key}: {msg}",
+                "see the run in the Dagster UI (crm ui) or re-run with --debug",
+            )
+    return "the run failed", "see the run in the Dagster UI (crm ui)"
+
+
+def run_pipeline(
+    progress: Callable[[str], None] | None = None,
+    asset_selection: list[dg.AssetKey] | None = None,
+) -> RunOutcome:
+    s = load_settings()
+    s.export_env()
+    s.ensure_dagster_home()
+    # A second run against a warehouse in use stops at once, before touching anything.
+    with connect(s.warehouse):
+        pass
+
+    from orchestration.definitions import defs
+
+    out = sys.stdout  # progress goes to the terminal even while dbt's output is captured
+    handler = _ProgressHandler(
+        (lambda line: print(line, file=out, flush=True)) if progress else (lambda _line: None)
+    )
+    job = defs.resolve_job_def("crm_job").with_logger_defs({"progress": _progress_logger(handler)})
+    if progress:
+        progress(f"crm run as of {s.as_of}: landing {s.landing_dir}, warehouse {s.warehouse}")
+    # dbt's own log lines go to the run's captured logs (UI), not the terminal.
+    sink = io.StringIO()
+    with dg.DagsterInstance.get() as instance, contextlib.redirect_stdout(sink):
+        result = job.execute_in_process(
+            instance=instance,
+            run_config={"loggers": {"progress": {}}},
+            raise_on_error=False,
+            asset_selection=asset_selection,
+            tags={"crm/as_of": s.as_of.isoformat(), "crm/trigger": "cli"},
+        )
+    summary = build_summary(s)
+    if result.success:
+        return RunOutcome(True, result.run_id, summary, step_seconds=handler.step_seconds)
+    failure, hint = _failure_reason(result)
+    return RunOutcome(False, result.run_id, summary, failure, hint, handler.step_seconds)
