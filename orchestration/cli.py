@@ -55,7 +55,9 @@ def _set_env(name: str, value: object | None) -> None:
 
 @main.command()
 @click.option("--as-of", "as_of", help="Compute as of this date (YYYY-MM-DD). Default: yesterday.")
-@click.option("--landing", type=click.Path(path_type=Path), help="Landing folder (CRM_LANDING_DIR).")
+@click.option(
+    "--landing", type=click.Path(path_type=Path), help="Landing folder (CRM_LANDING_DIR)."
+)
 @click.option("--warehouse", type=click.Path(path_type=Path), help="DuckDB file (CRM_WAREHOUSE).")
 @click.option("--exports", type=click.Path(path_type=Path), help="Export folder (CRM_EXPORT_DIR).")
 @click.option("--models", type=click.Path(path_type=Path), help="Model folder (CRM_MODELS_DIR).")

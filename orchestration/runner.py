@@ -5,8 +5,8 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
-import sys
 import re
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -73,7 +73,9 @@ def _progress_logger(handler: _ProgressHandler) -> dg.LoggerDefinition:
     return progress
 
 
-_ERROR_RE = re.compile(r"(?:orchestration\.errors\.)?(?:CrmError|WarehouseBusyError|ModelError)\W+(.*)")
+_ERROR_RE = re.compile(
+    r"(?:orchestration\.errors\.)?(?:CrmError|WarehouseBusyError|ModelError)\W+(.*)"
+)
 
 
 def _failure_reason(result: dg.ExecuteInProcessResult) -> tuple[str, str | None]:

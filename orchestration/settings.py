@@ -34,7 +34,9 @@ def _int(name: str, default: int, minimum: int = 0) -> int:
     try:
         value = int(raw)
     except ValueError as exc:
-        raise CrmError(f"{name}={raw!r} is not a whole number; set it like {name}={default}") from exc
+        raise CrmError(
+            f"{name}={raw!r} is not a whole number; set it like {name}={default}"
+        ) from exc
     if value < minimum:
         raise CrmError(f"{name}={value} must be at least {minimum}")
     return value

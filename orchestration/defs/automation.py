@@ -1,6 +1,5 @@
 """The main job, the nightly schedule and the new-landing-files sensor."""
 
-
 import dagster as dg
 
 from orchestration.lib.landing import landing_fingerprint

@@ -1,6 +1,5 @@
 """Asset checks that are not dbt tests."""
 
-
 import dagster as dg
 
 from orchestration.defs.resources import PipelineSettings

@@ -1,6 +1,5 @@
 """Ingest: landing files → DuckDB `raw` tables (every row, as text, with provenance)."""
 
-
 import dagster as dg
 
 from orchestration.defs.resources import PipelineSettings

@@ -1,6 +1,6 @@
 """Resources: the pipeline settings and the dbt CLI."""
-from __future__ import annotations
 
+from __future__ import annotations
 
 import sys
 from datetime import date

@@ -5,7 +5,6 @@ file) the marts' materializations get row counts, previews and the figures a
 person wants to see (segment and stage counts, cut-offs, quarantine reasons).
 """
 
-
 import json
 from collections.abc import Iterator, Mapping
 from typing import Any

@@ -141,9 +141,10 @@ def _utf8_view(path: Path, encoding: str) -> Iterator[Path]:
         return
     with tempfile.TemporaryDirectory(prefix="crm-transcode-") as tmp:
         out = Path(tmp) / (path.stem + ".utf8.csv")
-        with path.open("r", encoding=encoding, newline="") as src, out.open(
-            "w", encoding="utf-8", newline=""
-        ) as dst:
+        with (
+            path.open("r", encoding=encoding, newline="") as src,
+            out.open("w", encoding="utf-8", newline="") as dst,
+        ):
             while chunk := src.read(1 << 20):
                 dst.write(chunk)
         yield out
@@ -163,11 +164,11 @@ def _quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _scan_sql(con: duckdb.DuckDBPyConnection, path: Path, encoding: str) -> str:
-    """A SQL table expression reading one file with all columns as text."""
+def _scan_sql(path: Path) -> str:
+    """A SQL table expression reading one (UTF-8 or Parquet) file with all columns as text."""
     if path.suffix.lower() == ".parquet":
         return f"read_parquet({_sql_str(str(path))})"
-    with path.open("r", encoding=encoding, newline="") as fh:
+    with path.open("r", encoding="utf-8-sig", newline="") as fh:
         header = fh.readline()
     if not header.strip():
         raise CrmError(
@@ -211,7 +212,7 @@ def load_entity(
     selects: list[str] = []
     with _open_all(files) as opened:
         for path, readable, encoding in opened:
-            scan = _scan_sql(con, readable, encoding)
+            scan = _scan_sql(readable)
             described = con.sql(f"DESCRIBE SELECT * FROM {scan}").fetchall()
             present = {}
             for col_name, *_ in described:
@@ -281,6 +282,8 @@ def _open_all(files: list[Path]) -> Iterator[list[tuple[Path, Path, str]]]:
         opened = []
         for path in files:
             encoding = "binary" if path.suffix.lower() == ".parquet" else detect_encoding(path)
-            readable = stack.enter_context(_utf8_view(path, encoding)) if encoding != "binary" else path
+            readable = (
+                stack.enter_context(_utf8_view(path, encoding)) if encoding != "binary" else path
+            )
             opened.append((path, readable, encoding))
         yield opened

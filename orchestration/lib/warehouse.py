@@ -23,9 +23,9 @@ def _is_lock_error(exc: Exception) -> bool:
 
 
 @contextmanager
-def connect(path: Path, *, read_only: bool = False, wait_seconds: float = 0) -> Iterator[
-    duckdb.DuckDBPyConnection
-]:
+def connect(
+    path: Path, *, read_only: bool = False, wait_seconds: float = 0
+) -> Iterator[duckdb.DuckDBPyConnection]:
     """Open the warehouse; a held lock becomes a clear WarehouseBusyError.
 
     `wait_seconds` retries for a short while (a nightly run that meets a UI
@@ -58,7 +58,8 @@ def table_exists(con: duckdb.DuckDBPyConnection, qualified: str) -> bool:
     schema, name = qualified.split(".", 1)
     return bool(
         con.execute(
-            "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
+            "select count(*) from information_schema.tables "
+            "where table_schema = ? and table_name = ?",
             [schema, name],
         ).fetchall()[0][0]
     )

@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from orchestration.errors import CrmError
+from orchestration.settings import PROJECT_ROOT, load_settings
+
+
+def test_defaults_are_absolute_paths_under_data(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("CRM_LANDING_DIR", "CRM_WAREHOUSE", "CRM_EXPORT_DIR", "CRM_AS_OF", "DAGSTER_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    s = load_settings()
+    assert s.landing_dir == PROJECT_ROOT / "data" / "landing"
+    assert s.warehouse == PROJECT_ROOT / "data" / "warehouse.duckdb"
+    assert s.export_dir.is_absolute() and s.dagster_home == PROJECT_ROOT / "data" / "dagster_home"
+    assert s.as_of == datetime.now(ZoneInfo("Asia/Shanghai")).date() - timedelta(days=1)
+
+
+def test_relative_paths_resolve_against_project_root(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CRM_WAREHOUSE", "elsewhere/wh.duckdb")
+    assert load_settings().warehouse == PROJECT_ROOT / "elsewhere" / "wh.duckdb"
+
+
+def test_as_of_override_and_dbt_vars(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CRM_AS_OF", "2024-06-30")
+    monkeypatch.setenv("CRM_SILENT_AFTER_DAYS", "60")
+    s = load_settings()
+    assert s.as_of == date(2024, 6, 30)
+    assert s.dbt_vars()["as_of_date"] == "2024-06-30"
+    assert s.dbt_vars()["silent_after_days"] == 60
+    assert "churn_after_days" not in s.dbt_vars()
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "fragment"),
+    [
+        ("CRM_AS_OF", "30/06/2024", "CRM_AS_OF='30/06/2024' is not a date"),
+        ("CRM_TIMEZONE", "Mars/Olympus", "not a known time zone"),
+        ("CRM_TIME_UNIT", "month", "must be 'week' or 'day'"),
+        ("CRM_FRESHNESS_DAYS", "soon", "is not a whole number"),
+    ],
+)
+def test_bad_settings_have_clear_messages(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str, fragment: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(CrmError, match=fragment):
+        load_settings()
