@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
-import re
 import sys
 import time
 from collections.abc import Callable
@@ -72,10 +71,6 @@ def _progress_logger(handler: _ProgressHandler) -> dg.LoggerDefinition:
 
     return progress
 
-
-_ERROR_RE = re.compile(
-    r"(?:orchestration\.errors\.)?(?:CrmError|WarehouseBusyError|ModelError)\W+(.*)"
-)
 
 
 def _failure_reason(result: dg.ExecuteInProcessResult) -> tuple[str, str | None]:
