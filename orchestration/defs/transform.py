@@ -13,6 +13,7 @@ import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 
 from orchestration.defs.resources import PipelineSettings, dbt_project
+from orchestration.errors import CrmError
 from orchestration.lib.dbt_manifest import ensure_manifest
 from orchestration.lib.warehouse import connect, counts, markdown_table, table_exists
 from orchestration.settings import Settings
@@ -71,7 +72,9 @@ def crm_dbt_models(
 ) -> Iterator[Any]:
     s = crm.settings()
     context.log.info(f"dbt build as of {s.as_of} on {s.warehouse}")
-    invocation = dbt.cli(["build", "--vars", json.dumps(s.dbt_vars())], context=context)
+    invocation = dbt.cli(
+        ["build", "--vars", json.dumps(s.dbt_vars())], context=context, raise_on_error=False
+    )
     # dbt holds the DuckDB file while it runs: collect its events, then enrich.
     events = list(invocation.stream())
     with connect(s.warehouse, read_only=True) as con:
@@ -81,6 +84,22 @@ def crm_dbt_models(
                 if key and (extra := _mart_metadata(con, s, key)):
                     event = event.with_metadata({**(event.metadata or {}), **extra})
             yield event
+    if not invocation.is_successful():
+        raise CrmError(f"dbt build failed: {_dbt_failures(invocation)}")
+
+
+def _dbt_failures(invocation: Any) -> str:
+    """One line per failed dbt node (test or model) from run_results.json."""
+    try:
+        results = invocation.get_artifact("run_results.json")["results"]
+    except Exception:  # noqa: BLE001 - the artifact may be missing if dbt crashed
+        return "see the dbt output in the run's logs"
+    failed = [
+        f"{r['unique_id'].split('.')[-1]} ({r['status']}: {(r.get('message') or '').strip()[:200]})"
+        for r in results
+        if r.get("status") in {"error", "fail", "runtime error"}
+    ]
+    return "; ".join(failed) or "see the dbt output in the run's logs"
 
 
 def _asset_name(event: Any) -> str | None:

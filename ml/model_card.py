@@ -1,0 +1,218 @@
+"""Render a Markdown model card describing data, fits, backtest and selection."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from datetime import date, timedelta
+
+from ml.backtest import BacktestMetrics, BacktestResult, beats_baseline
+from ml.errors import ModelError
+from ml.histogram import DataSummary
+from ml.purchase_models import FittedPurchaseModel
+from ml.spend_model import FittedSpendModel
+
+_GREEK = {"alpha": "α", "beta": "β"}
+
+
+def _num(value: float, digits: int = 4) -> str:
+    if value is None or not math.isfinite(value):
+        return "—"
+    return f"{value:,.{digits}g}" if abs(value) < 1e5 else f"{value:,.0f}"
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return lines
+
+
+def _params(params: Mapping[str, float]) -> str:
+    return ", ".join(f"{_GREEK.get(k, k)} = {_num(v)}" for k, v in params.items())
+
+
+def _model_rows(models: Mapping[str, FittedPurchaseModel], fitted_on: str) -> list[list[str]]:
+    return [
+        [
+            m.label,
+            fitted_on,
+            _params(m.params),
+            _num(m.log_likelihood, 8),
+            _num(m.penalizer),
+            f"{m.customers:,}",
+        ]
+        for m in models.values()
+    ]
+
+
+def _metric_row(m: BacktestMetrics, label: str, selected: bool) -> list[str]:
+    name = f"**{label}** (selected)" if selected else label
+    return [
+        name,
+        _num(m.predicted_total, 6),
+        f"{m.actual_total:,}",
+        _num(m.aggregate_error_pct, 3),
+        _num(m.mae),
+        _num(m.rmse),
+        _num(m.correlation, 3),
+        _num(m.brier),
+        _num(m.top_decile_share, 3),
+    ]
+
+
+def _summary_rows(label: str, s: DataSummary) -> list[str]:
+    return [label, f"{s.customers:,}", f"{s.repeat_customers:,}", f"{s.histogram_rows:,}"]
+
+
+def render_model_card(
+    result: BacktestResult,
+    spend_model: FittedSpendModel,
+    *,
+    as_of: date | str,
+    data_summary: DataSummary | None = None,
+    final_models: Mapping[str, FittedPurchaseModel] | None = None,
+    model_version: str | None = None,
+    discount_rate_monthly: float | None = None,
+) -> str:
+    """Render the model card as Markdown.
+
+    Parameters
+    ----------
+    result : BacktestResult
+        Backtest on the calibration/holdout split.
+    spend_model : FittedSpendModel
+        Gamma-Gamma model used for order values.
+    as_of : datetime.date or str
+        As-of date of the scoring data (ISO string accepted). The calibration period
+        ends ``holdout_days`` earlier.
+    data_summary : DataSummary, optional
+        Sizes of the full (scoring) data set; see :func:`ml.histogram.summarize`.
+    final_models : mapping of str to FittedPurchaseModel, optional
+        Models refitted on the full data, listed alongside the calibration fits.
+    model_version : str, optional
+        Version label shown in the title.
+    discount_rate_monthly : float, optional
+        CLV discount rate, shown if given.
+
+    Returns
+    -------
+    str
+        Markdown text.
+
+    Raises
+    ------
+    ModelError
+        If ``as_of`` is not an ISO date.
+    """
+    if isinstance(as_of, str):
+        try:
+            as_of = date.fromisoformat(as_of)
+        except ValueError:
+            raise ModelError(f"as_of={as_of!r} is not an ISO date (YYYY-MM-DD)") from None
+    calibration_end = as_of - timedelta(days=round(result.holdout_days))
+
+    title = "# Model card: purchase (CLV/churn) and spend models"
+    lines = [title + (f" — {model_version}" if model_version else ""), ""]
+
+    lines += ["## Data window", ""]
+    lines += _table(
+        ["Item", "Value"],
+        [
+            ["As-of date", as_of.isoformat()],
+            ["Calibration period ends", calibration_end.isoformat()],
+            ["Holdout window", f"{result.holdout_days:g} days"],
+            ["Model time unit", result.time_unit],
+        ]
+        + (
+            [["Monthly CLV discount rate", f"{discount_rate_monthly:.2%}"]]
+            if discount_rate_monthly is not None
+            else []
+        ),
+    )
+
+    lines += ["", "## Data sizes", ""]
+    size_rows = []
+    if data_summary is not None:
+        size_rows.append(_summary_rows("Full data (as of as-of date)", data_summary))
+    size_rows.append(_summary_rows("Calibration data", result.calibration))
+    lines += _table(
+        ["Data set", "Customers", "Repeat customers", "Distinct (x, t_x, T) rows"], size_rows
+    )
+
+    lines += ["", "## Purchase model parameters", ""]
+    lines.append(
+        f"Parameters are in {result.time_unit}s (lifetimes' names). Log-likelihood is the "
+        "weight-summed total without the penalty."
+    )
+    lines.append("")
+    rows = _model_rows(result.fitted, "calibration")
+    if final_models:
+        rows += _model_rows(final_models, "full data")
+    lines += _table(
+        ["Model", "Fitted on", "Parameters", "Log-likelihood", "Penalizer", "Customers"], rows
+    )
+    if result.failures:
+        lines += ["", "Candidates that did not converge:", ""]
+        lines += [f"- **{name}**: {msg}" for name, msg in result.failures.items()]
+
+    lines += ["", f"## Backtest ({result.holdout_days:g}-day holdout)", ""]
+    lines.append(
+        "Predicted vs actual repeat purchases of calibration customers in the holdout. "
+        "The naive baseline predicts frequency / T × holdout days (T in days) and "
+        "P(≥1) = 1 − exp(−that)."
+    )
+    lines.append("")
+    metric_rows = [
+        _metric_row(m, m.name, m.name == result.selected) for m in result.metrics.values()
+    ]
+    metric_rows.append(_metric_row(result.baseline, "naive baseline", False))
+    lines += _table(
+        [
+            "Model",
+            "Predicted total",
+            "Actual total",
+            "Aggregate error %",
+            "MAE",
+            "RMSE",
+            "Correlation",
+            "Brier",
+            "Top-decile share",
+        ],
+        metric_rows,
+    )
+
+    lines += ["", "## Selection", ""]
+    lines.append(f"Selected: **{result.selected}**. {result.selection_reason}.")
+    lines.append("")
+    lines.append(
+        "Rule: lowest per-customer RMSE of holdout purchases; ties go to bgnbd, then "
+        "pareto_nbd, then mbgnbd. "
+        + (
+            "The selected model beats the naive baseline."
+            if beats_baseline(result)
+            else "WARNING: the selected model does not beat the naive baseline."
+        )
+    )
+
+    sp = spend_model
+    corr = sp.frequency_spend_corr
+    if math.isfinite(corr) and abs(corr) > 0.3:
+        verdict = "the independence assumption of Gamma-Gamma is doubtful"
+    elif math.isfinite(corr):
+        verdict = "consistent with Gamma-Gamma's independence assumption"
+    else:
+        verdict = "not computable"
+    lines += ["", "## Spend model (Gamma-Gamma)", ""]
+    lines += _table(
+        ["Item", "Value"],
+        [
+            ["Parameters", _params(sp.params)],
+            ["Population mean order value p·v/(q−1)", _num(sp.population_mean, 6)],
+            ["Log-likelihood", _num(sp.log_likelihood, 8)],
+            ["Penalizer", _num(sp.penalizer)],
+            ["Repeat customers fitted", f"{sp.customers:,}"],
+            ["Frequency–spend correlation (Pearson)", f"{_num(corr, 3)} ({verdict})"],
+        ],
+    )
+    lines.append("")
+    return "\n".join(lines)
