@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from orchestration.defs import checks, ingest, transform
+from orchestration.defs import checks, ingest, model, transform
 from orchestration.defs.automation import build_schedule, crm_job, new_landing_files
 from orchestration.defs.resources import make_resources
 from orchestration.settings import load_settings
@@ -12,7 +12,13 @@ from orchestration.settings import load_settings
 load_settings().export_env()
 
 defs = dg.Definitions(
-    assets=[ingest.raw_orders, ingest.raw_members, transform.crm_dbt_models],
+    assets=[
+        ingest.raw_orders,
+        ingest.raw_members,
+        transform.crm_dbt_models,
+        model.clv_model,
+        model.customer_scores,
+    ],
     asset_checks=[checks.orders_are_fresh],
     jobs=[crm_job],
     schedules=[build_schedule()],

@@ -72,7 +72,6 @@ def _progress_logger(handler: _ProgressHandler) -> dg.LoggerDefinition:
     return progress
 
 
-
 def _failure_reason(result: dg.ExecuteInProcessResult) -> tuple[str, str | None]:
     for event in result.all_events:
         if event.event_type_value == "STEP_FAILURE":

@@ -1,0 +1,318 @@
+"""Model: fit, backtest and gate the CLV/churn models, then publish customer scores.
+
+Wiring only: the maths is in `ml/`, the storage in `orchestration.lib.model_store`.
+`clv_model` fits and backtests every run and evaluates the gates as blocking
+asset checks; `customer_scores` runs only when every gate passed, so a model
+that did not converge or predicts worse than the naive rule never replaces the
+last good scores.
+"""
+
+import base64
+import json
+import math
+
+import dagster as dg
+
+from ml import backtest as bt
+from ml import histogram as hist
+from ml import model_card, plots, purchase_models, scoring, spend_model
+from ml.errors import ModelError
+from orchestration.defs.resources import PipelineSettings
+from orchestration.errors import CrmError
+from orchestration.lib import model_store as store
+from orchestration.lib.warehouse import connect, markdown_table
+
+CHECK_CONVERGED = "model_converged"
+CHECK_FINITE = "parameters_finite"
+CHECK_BASELINE = "backtest_beats_baseline"
+CHECK_DRIFT = "parameters_stable"
+DRIFT_TOLERANCE = 0.5  # relative change of any parameter vs the last published run
+
+MODEL_CHECKS = [
+    dg.AssetCheckSpec(
+        CHECK_CONVERGED,
+        asset="clv_model",
+        blocking=True,
+        description="A purchase model and the Gamma-Gamma spend model converged "
+        "(or the data guard explains why the model was skipped).",
+    ),
+    dg.AssetCheckSpec(
+        CHECK_FINITE,
+        asset="clv_model",
+        blocking=True,
+        description="Every fitted parameter is finite and positive.",
+    ),
+    dg.AssetCheckSpec(
+        CHECK_BASELINE,
+        asset="clv_model",
+        blocking=True,
+        description="On the holdout, the selected model's per-customer RMSE is not worse "
+        "than the naive baseline (each customer's historical purchase rate).",
+    ),
+    dg.AssetCheckSpec(
+        CHECK_DRIFT,
+        asset="clv_model",
+        blocking=False,
+        description=f"Warns when a parameter of the selected model moved more than "
+        f"{DRIFT_TOLERANCE:.0%} from the last published run.",
+    ),
+]
+
+
+def _img(png: bytes) -> str:
+    return f"![plot](data:image/png;base64,{base64.b64encode(png).decode()})"
+
+
+def _finite_positive(params: dict[str, float]) -> bool:
+    return all(math.isfinite(v) and v > 0 for v in params.values())
+
+
+def _skipped(context, s, reason: str):
+    """Data guard: record the skip, fail the gates (so nothing stale is published)."""
+    with connect(s.warehouse) as con:
+        store.record_runs(
+            con, run_id=context.run_id, model_version="", as_of=s.as_of,
+            time_unit=s.time_unit, holdout_days=s.holdout_days,
+            rows=[store.RunRow(model="bgnbd", stage="final", params={})],
+            status="skipped", status_reason=reason, baseline=None,
+        )  # fmt: skip
+    context.log.warning(f"CLV model skipped: {reason}")
+    fail = {"reason": reason}
+    yield dg.MaterializeResult(metadata={"status": "skipped", "reason": reason})
+    for name in (CHECK_CONVERGED, CHECK_FINITE, CHECK_BASELINE):
+        yield dg.AssetCheckResult(check_name=name, passed=False, description=reason, metadata=fail)
+    yield dg.AssetCheckResult(check_name=CHECK_DRIFT, passed=True, description="model skipped")
+
+
+@dg.asset(
+    group_name="model",
+    kinds={"python", "duckdb"},
+    deps=["customer_features", "customer_features_backtest"],
+    check_specs=MODEL_CHECKS,
+    description=(
+        "Fits BG/NBD, Pareto/NBD and MBG/NBD (lifetimes, on the weighted histogram of "
+        "(frequency, recency, T)) and Gamma-Gamma. Backtests every candidate on the last "
+        "CRM_HOLDOUT_DAYS against a naive baseline, selects the lowest per-customer RMSE, "
+        "refits on all data up to the as-of date, and writes models/<version>/ (params.json, "
+        "model_card.md, plots) and model.clv_model_runs."
+    ),
+)
+def clv_model(context: dg.AssetExecutionContext, crm: PipelineSettings):
+    s = crm.settings()
+    unit = s.time_unit
+    with connect(s.warehouse, read_only=True) as con:
+        features, calibration = store.read_features(con)
+    try:
+        summary = purchase_models.check_fit_data(
+            features, s.min_customers, s.min_repeat_customers, time_unit=unit
+        )
+        purchase_models.check_fit_data(
+            calibration, s.min_customers, s.min_repeat_customers, time_unit=unit
+        )
+    except ModelError as exc:
+        yield from _skipped(context, s, f"{exc} (backtest cohort: {len(calibration):,} customers)")
+        return
+
+    context.log.info(
+        f"backtest: {len(calibration):,} customers, holdout {s.holdout_days} days, unit {unit}"
+    )
+    result = bt.backtest(calibration, s.holdout_days, purchase_models.MODEL_NAMES, unit)
+    context.log.info(result.selection_reason)
+    model_hist = hist.histogram(hist.to_model_units(features, unit))
+    final, failures = purchase_models.fit_many(model_hist, list(result.fitted), unit, True)
+    if result.selected not in final:
+        raise CrmError(
+            f"the selected model {result.selected} did not converge on the full data: "
+            f"{failures.get(result.selected, 'unknown error')}; the last good scores stay"
+        )
+    try:
+        spend = spend_model.fit_spend_model(features)
+    except ModelError as exc:
+        yield from _skipped(context, s, f"Gamma-Gamma spend model: {exc}")
+        return
+
+    version = f"{s.as_of.isoformat()}_{context.run_id[:8]}"
+    selected = final[result.selected]
+    beats = bt.beats_baseline(result)
+    finite = _finite_positive(selected.params) and _finite_positive(spend.params)
+    status = "ok" if beats and finite else "failed-gate"
+    reason = result.selection_reason
+
+    # --- artifacts: models/<version>/
+    folder = s.models_dir / version
+    card = model_card.render_model_card(
+        result, spend, as_of=s.as_of, data_summary=summary, final_models=final,
+        model_version=version, discount_rate_monthly=s.discount_rate_monthly,
+    )  # fmt: skip
+    pngs = {
+        "decile_lift.png": plots.plot_decile_lift(result),
+        "p_alive_matrix.png": plots.plot_p_alive_matrix(
+            selected,
+            max_frequency=int(max(10, features["frequency"].quantile(0.99))),
+            max_recency=int(max(10, hist.to_model_units(features, unit)["T"].quantile(0.99))),
+        ),
+        "holdout_by_frequency.png": plots.plot_holdout_by_frequency(result),
+    }
+    params_doc = {
+        "model_version": version,
+        "run_id": context.run_id,
+        "as_of": s.as_of.isoformat(),
+        "time_unit": unit,
+        "holdout_days": s.holdout_days,
+        "selected": result.selected,
+        "selection_reason": reason,
+        "status": status,
+        "purchase_models": {k: m.to_dict() for k, m in final.items()},
+        "calibration_models": {k: m.to_dict() for k, m in result.fitted.items()},
+        "spend_model": spend.to_dict(),
+        "failures": {**result.failures, **failures},
+    }
+    store.write_text_atomic(folder / "params.json", json.dumps(params_doc, indent=2) + "\n")
+    store.write_text_atomic(folder / "model_card.md", card)
+    for name, png in pngs.items():
+        store.write_text_atomic(folder / name, png)
+    metrics = result.metrics_table()
+    metrics.to_csv(folder / "backtest_metrics.csv", index=False)
+
+    # --- history: model.clv_model_runs
+    rows = [
+        store.RunRow(
+            model=k, stage="calibration", params=m.params, selected=k == result.selected,
+            penalizer=m.penalizer, log_likelihood=m.log_likelihood, customers=m.customers,
+            repeat_customers=result.calibration.repeat_customers,
+            histogram_rows=result.calibration.histogram_rows,
+            metrics=result.metrics[k].__dict__,
+        )
+        for k, m in result.fitted.items()
+    ] + [
+        store.RunRow(
+            model=k, stage="final", params=m.params, selected=k == result.selected,
+            penalizer=m.penalizer, log_likelihood=m.log_likelihood, customers=m.customers,
+            repeat_customers=summary.repeat_customers, histogram_rows=summary.histogram_rows,
+            metrics=result.metrics[k].__dict__ if k in result.metrics else None,
+        )
+        for k, m in final.items()
+    ] + [
+        store.RunRow(
+            model="gamma_gamma", stage="final", params=spend.params, selected=True,
+            penalizer=spend.penalizer, log_likelihood=spend.log_likelihood,
+            customers=spend.customers, frequency_spend_corr=spend.frequency_spend_corr,
+        )
+    ]  # fmt: skip
+    with connect(s.warehouse) as con:
+        previous = store.previous_published(con, result.selected, context.run_id)
+        store.record_runs(
+            con, run_id=context.run_id, model_version=version, as_of=s.as_of, time_unit=unit,
+            holdout_days=s.holdout_days, rows=rows, status=status, status_reason=reason,
+            baseline=result.baseline.__dict__,
+        )  # fmt: skip
+
+    yield dg.MaterializeResult(
+        metadata={
+            "model_version": version,
+            "selected": result.selected,
+            "selection_reason": reason,
+            "status": status,
+            "customers": summary.customers,
+            "repeat_customers": summary.repeat_customers,
+            "histogram_rows": summary.histogram_rows,
+            "params": dg.MetadataValue.json(params_doc["purchase_models"]),
+            "gamma_gamma": dg.MetadataValue.json(spend.to_dict()),
+            "frequency_spend_corr": float(spend.frequency_spend_corr),
+            "backtest": dg.MetadataValue.md(markdown_table(metrics)),
+            "decile_lift": dg.MetadataValue.md(_img(pngs["decile_lift.png"])),
+            "p_alive_matrix": dg.MetadataValue.md(_img(pngs["p_alive_matrix.png"])),
+            "holdout_by_frequency": dg.MetadataValue.md(_img(pngs["holdout_by_frequency.png"])),
+            "model_card": dg.MetadataValue.path(str(folder / "model_card.md")),
+        }
+    )
+    yield dg.AssetCheckResult(
+        check_name=CHECK_CONVERGED,
+        passed=True,
+        description=f"{len(final)} purchase model(s) and Gamma-Gamma converged",
+        metadata={"failures": dg.MetadataValue.json(params_doc["failures"])},
+    )
+    yield dg.AssetCheckResult(
+        check_name=CHECK_FINITE,
+        passed=finite,
+        metadata={"params": dg.MetadataValue.json(selected.params | spend.params)},
+    )
+    yield dg.AssetCheckResult(
+        check_name=CHECK_BASELINE,
+        passed=beats,
+        description=reason,
+        metadata={
+            "model_rmse": float(result.metrics[result.selected].rmse),
+            "baseline_rmse": float(result.baseline.rmse),
+        },
+    )
+    drift = {
+        k: abs(v - previous[k]) / abs(previous[k])
+        for k, v in selected.params.items()
+        if previous and previous.get(k)
+    }
+    worst = max(drift.values(), default=0.0)
+    yield dg.AssetCheckResult(
+        check_name=CHECK_DRIFT,
+        passed=worst <= DRIFT_TOLERANCE,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=(
+            "no previous published run"
+            if previous is None
+            else f"largest relative parameter change {worst:.1%} vs the last published run"
+        ),
+        metadata={"relative_change": dg.MetadataValue.json(drift)},
+    )
+
+
+@dg.asset(
+    group_name="model",
+    kinds={"python", "duckdb"},
+    deps=[clv_model],
+    description=(
+        "One row per customer with a purchase: P(alive), probability of a purchase in the next "
+        "60/90 days, expected purchases in 30/90/365 days, expected order value (Gamma-Gamma), "
+        "discounted 12-month CLV, net value (minus acquisition cost), churn-risk band, value "
+        "tier and the model version. Published (model.customer_scores) only when every "
+        "blocking model check passed."
+    ),
+)
+def customer_scores(context: dg.AssetExecutionContext, crm: PipelineSettings):
+    s = crm.settings()
+    with connect(s.warehouse, read_only=True) as con:
+        features, _ = store.read_features(con)
+        fits = store.run_artifacts(con, context.run_id)
+    if fits.empty:
+        raise CrmError("no fitted CLV model passed its gates yet; materialize clv_model first")
+    chosen = fits[fits["selected"] & (fits["model"] != "gamma_gamma")].iloc[0]
+    gg = fits[fits["model"] == "gamma_gamma"].iloc[0]
+    version = str(chosen["model_version"])
+    purchase = purchase_models.load_purchase_model(
+        str(chosen["model"]), json.loads(chosen["params"]), str(chosen["time_unit"])
+    )
+    spend = spend_model.load_spend_model(json.loads(gg["params"]))
+    scores = scoring.score_customers(
+        features, purchase, spend, time_unit=str(chosen["time_unit"]),
+        discount_rate_monthly=s.discount_rate_monthly, model_version=version,
+    )  # fmt: skip
+    scores.insert(1, "as_of_date", s.as_of)
+    with connect(s.warehouse) as con:
+        store.write_scores(con, scores)
+        store.mark_published(con, str(chosen["run_id"]))
+    store.set_latest(s.models_dir, version)
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": len(scores),
+            "model_version": version,
+            "model": str(chosen["model"]),
+            "churn_risk": dg.MetadataValue.json(
+                {str(k): int(v) for k, v in scores["churn_risk"].value_counts().items()}
+            ),
+            "value_tier": dg.MetadataValue.json(
+                {str(k): int(v) for k, v in scores["value_tier"].value_counts().items()}
+            ),
+            "total_predicted_clv_12m": float(scores["predicted_clv_12m"].sum()),
+            "mean_p_purchase_90d": float(scores["p_purchase_90d"].mean()),
+            "preview": dg.MetadataValue.md(markdown_table(scores.head(10))),
+        }
+    )

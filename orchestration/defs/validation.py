@@ -1,0 +1,104 @@
+"""Great Expectations validation of the staged orders and members, as Dagster asset checks.
+
+One check per rule in `orchestration.lib.expectations.RULES`, attached to
+`stg_shop__orders` / `stg_shop__members`. Each entity's rules run in one step
+(one GE context, one read-only pass over the warehouse per table). Checks that
+guard the model inputs are ERROR and blocking: when one fails, assets
+downstream of the checked table in *other* steps (models, exports) do not run;
+the rest are WARN quality signals (rows quarantined or derived, not lost).
+
+Add `VALIDATION_CHECKS` to `Definitions(asset_checks=...)`.
+"""
+
+from collections.abc import Iterator
+
+import dagster as dg
+import pandas as pd
+
+from orchestration.defs.resources import PipelineSettings
+from orchestration.lib import expectations as gxv
+from orchestration.lib.warehouse import markdown_table
+
+CHECKED_ASSETS = {
+    "orders": dg.AssetKey("stg_shop__orders"),
+    "members": dg.AssetKey("stg_shop__members"),
+}
+
+# Tables a rule reads besides the checked asset (lineage; also ordering within a run).
+_TABLE_ASSETS = {
+    gxv.BASE_ORDERS: "base_shop__orders",
+    gxv.BASE_MEMBERS: "base_shop__members",
+    gxv.RAW_MEMBERS: "raw_members",
+}
+_EXTRA_DEPS = {"orders_member_known": ["stg_shop__members"]}
+
+_SEVERITY = {"error": dg.AssetCheckSeverity.ERROR, "warn": dg.AssetCheckSeverity.WARN}
+
+
+def _spec(rule: gxv.Rule) -> dg.AssetCheckSpec:
+    deps = list(_EXTRA_DEPS.get(rule.name, []))
+    if rule.table in _TABLE_ASSETS:
+        deps.append(_TABLE_ASSETS[rule.table])
+    level = "ERROR, blocking" if rule.blocking else "WARN"
+    return dg.AssetCheckSpec(
+        name=rule.name,
+        asset=CHECKED_ASSETS[rule.entity],
+        description=f"{rule.description} [{level}; great-expectations on {rule.table}]",
+        blocking=rule.blocking,
+        additional_deps=deps or None,
+        metadata={"severity": rule.severity, "table": rule.table},
+    )
+
+
+def check_result(outcome: gxv.Outcome) -> dg.AssetCheckResult:
+    """The Dagster result of one rule: counts, percent and examples as metadata."""
+    metadata: dict[str, object] = {
+        "unexpected_count": outcome.unexpected_count,
+        "element_count": outcome.element_count,
+        "percent": dg.MetadataValue.float(round(outcome.unexpected_percent, 4)),
+        "examples": dg.MetadataValue.md(markdown_table(pd.DataFrame(outcome.examples))),
+        "table": outcome.table,
+        "expectations": dg.MetadataValue.json(list(outcome.expectations)),
+    }
+    if outcome.missing_count is not None:
+        metadata["missing_count"] = outcome.missing_count
+    return dg.AssetCheckResult(
+        asset_key=CHECKED_ASSETS[outcome.entity],
+        check_name=outcome.name,
+        passed=outcome.success,
+        severity=_SEVERITY[outcome.severity],
+        description=outcome.sentence,
+        metadata=metadata,
+    )
+
+
+def _build(entity: gxv.Entity) -> dg.AssetChecksDefinition:
+    rules = gxv.rules_for(entity)
+
+    @dg.multi_asset_check(
+        name=f"{entity}_expectations",
+        specs=[_spec(r) for r in rules],
+        description=(
+            f"great-expectations suites for the {entity}, run against the warehouse "
+            "(read-only, computed by DuckDB) as of the run's as-of date."
+        ),
+        compute_kind="great_expectations",
+    )
+    def _check(
+        context: dg.AssetCheckExecutionContext, crm: PipelineSettings
+    ) -> Iterator[dg.AssetCheckResult]:
+        s = crm.settings()
+        outcomes = gxv.validate(s.warehouse, gxv.Params(as_of=s.as_of), entities=(entity,))
+        for outcome in outcomes:
+            if not outcome.success:
+                log = context.log.error if outcome.severity == "error" else context.log.warning
+                log(f"{outcome.name}: {outcome.sentence}")
+            yield check_result(outcome)
+
+    return _check
+
+
+orders_expectations = _build("orders")
+members_expectations = _build("members")
+
+VALIDATION_CHECKS = [orders_expectations, members_expectations]

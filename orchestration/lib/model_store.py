@@ -1,0 +1,189 @@
+"""Where fitted models live: `models/<version>/` folders and the `model` schema tables.
+
+Model maths is in `ml/`; this module only reads features from the warehouse
+and writes artifacts, so the Dagster assets stay thin.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from orchestration.lib.warehouse import table_exists
+
+RUNS_TABLE = "model.clv_model_runs"
+SCORES_TABLE = "model.customer_scores"
+LATEST_FILE = "LATEST"
+
+RUNS_DDL = f"""
+create schema if not exists model;
+create table if not exists {RUNS_TABLE} (
+    run_id varchar,
+    model_version varchar,
+    as_of date,
+    created_at timestamp,
+    model varchar,
+    stage varchar,            -- 'calibration' (backtest fit) or 'final' (fit on all data)
+    time_unit varchar,
+    params json,
+    selected boolean,
+    published boolean,
+    status varchar,           -- ok / skipped / failed-gate
+    status_reason varchar,
+    penalizer double,
+    log_likelihood double,
+    customers bigint,
+    repeat_customers bigint,
+    histogram_rows bigint,
+    holdout_days integer,
+    bt_rmse double,
+    bt_mae double,
+    bt_aggregate_error_pct double,
+    bt_correlation double,
+    bt_brier double,
+    bt_top_decile_share double,
+    baseline_rmse double,
+    baseline_mae double,
+    baseline_brier double,
+    frequency_spend_corr double
+);
+"""
+
+
+def read_features(con: duckdb.DuckDBPyConnection) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per-customer features (scoring) and the calibration/holdout split (backtest)."""
+    features = con.sql(
+        'select member_id, frequency, recency, "T", monetary_value, acquisition_cost '
+        "from marts.customer_features order by member_id"
+    ).df()
+    calibration = con.sql(
+        'select member_id, frequency, recency, "T", monetary_value, holdout_frequency, '
+        "holdout_monetary, holdout_days, calibration_end "
+        "from marts.customer_features_backtest order by member_id"
+    ).df()
+    return features, calibration
+
+
+def _num(value: Any) -> float | None:
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+@dataclass
+class RunRow:
+    model: str
+    stage: str
+    params: dict[str, float]
+    selected: bool = False
+    penalizer: float | None = None
+    log_likelihood: float | None = None
+    customers: int | None = None
+    repeat_customers: int | None = None
+    histogram_rows: int | None = None
+    metrics: dict[str, float] | None = None
+    frequency_spend_corr: float | None = None
+
+
+def record_runs(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    run_id: str,
+    model_version: str,
+    as_of: date,
+    time_unit: str,
+    holdout_days: int,
+    rows: list[RunRow],
+    status: str,
+    status_reason: str,
+    baseline: dict[str, float] | None,
+) -> None:
+    """Append one row per fitted model to model.clv_model_runs (history across runs)."""
+    con.execute(RUNS_DDL)
+    con.execute(f"delete from {RUNS_TABLE} where run_id = ?", [run_id])
+    now = datetime.now(UTC).replace(tzinfo=None)
+    base = baseline or {}
+    records = []
+    for r in rows:
+        m = r.metrics or {}
+        records.append(
+            [
+                run_id, model_version, as_of, now, r.model, r.stage, time_unit,
+                json.dumps(r.params, sort_keys=True), r.selected, False, status, status_reason,
+                _num(r.penalizer), _num(r.log_likelihood), r.customers, r.repeat_customers,
+                r.histogram_rows, holdout_days, _num(m.get("rmse")), _num(m.get("mae")),
+                _num(m.get("aggregate_error_pct")), _num(m.get("correlation")),
+                _num(m.get("brier")), _num(m.get("top_decile_share")), _num(base.get("rmse")),
+                _num(base.get("mae")), _num(base.get("brier")), _num(r.frequency_spend_corr),
+            ]
+        )  # fmt: skip
+    if records:
+        placeholders = ", ".join(["?"] * len(records[0]))
+        con.executemany(f"insert into {RUNS_TABLE} values ({placeholders})", records)
+
+
+def previous_published(con: duckdb.DuckDBPyConnection, model: str, run_id: str) -> dict | None:
+    """Parameters of the last published final fit of `model` before this run."""
+    if not table_exists(con, RUNS_TABLE):
+        return None
+    rows = con.execute(
+        f"select params from {RUNS_TABLE} where model = ? and stage = 'final' and published "
+        "and run_id != ? order by created_at desc limit 1",
+        [model, run_id],
+    ).fetchall()
+    return json.loads(rows[0][0]) if rows else None
+
+
+def mark_published(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
+    con.execute(f"update {RUNS_TABLE} set published = true where run_id = ?", [run_id])
+
+
+def run_artifacts(con: duckdb.DuckDBPyConnection, run_id: str | None) -> pd.DataFrame:
+    """The final-fit rows of a run (or of the latest run that passed its gates)."""
+    if not table_exists(con, RUNS_TABLE):
+        return pd.DataFrame()
+    if run_id is not None:
+        df = con.execute(
+            f"select * from {RUNS_TABLE} where run_id = ? and stage = 'final'", [run_id]
+        ).df()
+        if not df.empty:
+            return df
+    return con.execute(
+        f"select * from {RUNS_TABLE} where stage = 'final' and status = 'ok' and run_id = "
+        f"(select run_id from {RUNS_TABLE} where status = 'ok' order by created_at desc limit 1)"
+    ).df()
+
+
+def write_scores(con: duckdb.DuckDBPyConnection, scores: pd.DataFrame) -> None:
+    """Replace model.customer_scores in one statement (readers never see half a table)."""
+    con.execute("create schema if not exists model")
+    con.register("_scores_df", scores)
+    try:
+        con.execute(f"create or replace table {SCORES_TABLE} as select * from _scores_df")
+    finally:
+        con.unregister("_scores_df")
+
+
+def write_text_atomic(path: Path, text: str | bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    if isinstance(text, bytes):
+        tmp.write_bytes(text)
+    else:
+        tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def set_latest(models_dir: Path, model_version: str) -> None:
+    """Point models/LATEST at the version whose scores were published."""
+    write_text_atomic(models_dir / LATEST_FILE, model_version + "\n")
