@@ -73,16 +73,24 @@ def _progress_logger(handler: _ProgressHandler) -> dg.LoggerDefinition:
 
 
 def _failure_reason(result: dg.ExecuteInProcessResult) -> tuple[str, str | None]:
+    """The first failed blocking check or failed step, as one line and a hint."""
+    for event in result.all_events:
+        if event.event_type_value == "ASSET_CHECK_EVALUATION":
+            ev = event.event_specific_data
+            if not ev.passed and ev.severity == dg.AssetCheckSeverity.ERROR:
+                key = ev.asset_check_key
+                why = (ev.description or "").strip() or "check failed"
+                return (
+                    f"{key.asset_key.to_user_string()}: check {key.name} failed: {why}",
+                    "nothing downstream was published; the last good outputs stay",
+                )
     for event in result.all_events:
         if event.event_type_value == "STEP_FAILURE":
             error = event.step_failure_data.error
             while error is not None:
                 if error.cls_name in {"CrmError", "WarehouseBusyError", "ModelError"}:
                     return f"{event.step_key}: {error.message.split(': ', 1)[-1].strip()}", None
-                nxt = error.cause or getattr(error, "context", None)
-                if nxt is None:
-                    break
-                error = nxt
+                error = error.cause or getattr(error, "context", None)
             msg = event.step_failure_data.error.message.strip().splitlines()[0]
             return (
                 f"{event.step_key}: {msg}",

@@ -24,28 +24,19 @@ CHECKED_ASSETS = {
     "members": dg.AssetKey("stg_shop__members"),
 }
 
-# Tables a rule reads besides the checked asset (lineage; also ordering within a run).
-_TABLE_ASSETS = {
-    gxv.BASE_ORDERS: "base_shop__orders",
-    gxv.BASE_MEMBERS: "base_shop__members",
-    gxv.RAW_MEMBERS: "raw_members",
-}
-_EXTRA_DEPS = {"orders_member_known": ["stg_shop__members"]}
-
 _SEVERITY = {"error": dg.AssetCheckSeverity.ERROR, "warn": dg.AssetCheckSeverity.WARN}
 
 
 def _spec(rule: gxv.Rule) -> dg.AssetCheckSpec:
-    deps = list(_EXTRA_DEPS.get(rule.name, []))
-    if rule.table in _TABLE_ASSETS:
-        deps.append(_TABLE_ASSETS[rule.table])
+    # No additional_deps on the tables read besides the checked asset (base views, members):
+    # they come from the same dbt step, and a dependency would let a failed blocking check on
+    # stg_shop__members skip the orders checks.
     level = "ERROR, blocking" if rule.blocking else "WARN"
     return dg.AssetCheckSpec(
         name=rule.name,
         asset=CHECKED_ASSETS[rule.entity],
         description=f"{rule.description} [{level}; great-expectations on {rule.table}]",
         blocking=rule.blocking,
-        additional_deps=deps or None,
         metadata={"severity": rule.severity, "table": rule.table},
     )
 

@@ -27,7 +27,7 @@ import logging
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 from typing import Any, Literal
@@ -97,7 +97,12 @@ class Params:
 
 @dataclass(frozen=True)
 class Rule:
-    """One validation rule: a few GE expectations on one table, reported as one check."""
+    """One validation rule: a few GE expectations on one table, reported as one check.
+
+    `kind`: "rows" = column expectations counting rows (examples via the index columns);
+    "columns" = the table's columns and their types (unexpected = bad columns);
+    "query" = custom-SQL `UnexpectedRowsExpectation`s, e.g. across tables.
+    """
 
     name: str
     entity: Entity
@@ -105,10 +110,11 @@ class Rule:
     severity: Severity
     description: str
     noun: str  # what element_count counts, e.g. "usable orders"
-    finding: str  # what the unexpected elements have, with {has} for has/have
+    finding: str  # what the unexpected elements have: {has}/{is}/{lack} agree with the count
     consequence: str  # what happens to them (said when the rule fails)
     expectations: Callable[[Params], list[Any]] = field(repr=False)
     kind: Literal["rows", "columns", "query"] = "rows"
+    missing_note: str = ""  # for rows counted as "missing" (allowed, but worth saying)
 
     @property
     def blocking(self) -> bool:
@@ -131,6 +137,7 @@ class Outcome:
     sentence: str
     expectations: tuple[str, ...]
     missing_count: int | None = None
+    error: str | None = None  # set when an expectation could not be evaluated
 
     @property
     def unexpected_percent(self) -> float:
@@ -165,7 +172,9 @@ def _key(column: str) -> Callable[[Params], list[Any]]:
 def _columns(types: dict[str, str]) -> Callable[[Params], list[Any]]:
     def build(p: Params) -> list[Any]:
         gxe = _gxe()
-        out: list[Any] = [gxe.ExpectTableColumnsToMatchSet(column_set=list(types), exact_match=False)]
+        out: list[Any] = [
+            gxe.ExpectTableColumnsToMatchSet(column_set=list(types), exact_match=False)
+        ]
         out += [
             gxe.ExpectColumnValuesToBeInTypeList(column=c, type_list=[t]) for c, t in types.items()
         ]
@@ -267,7 +276,7 @@ RULES: tuple[Rule, ...] = (
         severity="error",
         description="Every usable order names the member who placed it.",
         noun="usable orders",
-        finding="{has} no member_id",
+        finding="{lack} a member_id",
         consequence="these orders belong to no customer",
         expectations=_not_null("member_id"),
     ),
@@ -279,7 +288,7 @@ RULES: tuple[Rule, ...] = (
         severity="warn",
         description="Landed order rows without an order_id (quarantined by staging).",
         noun="landed order rows",
-        finding="{has} no order_id",
+        finding="{lack} an order_id",
         consequence="they are in marts.orders_quarantine, not lost",
         expectations=_not_null("order_id"),
     ),
@@ -290,7 +299,7 @@ RULES: tuple[Rule, ...] = (
         severity="warn",
         description="Landed order rows without a member_id (quarantined by staging).",
         noun="landed order rows",
-        finding="{has} no member_id",
+        finding="{lack} a member_id",
         consequence="they are in marts.orders_quarantine, not lost",
         expectations=_not_null("member_id"),
     ),
@@ -400,7 +409,7 @@ RULES: tuple[Rule, ...] = (
         severity="warn",
         description="Landed member rows without a member_id (quarantined by staging).",
         noun="landed member rows",
-        finding="{has} no member_id",
+        finding="{lack} a member_id",
         consequence="they are in marts.members_quarantine, not lost",
         expectations=_not_null("member_id"),
     ),
@@ -427,6 +436,7 @@ RULES: tuple[Rule, ...] = (
         noun="landed member rows",
         finding="{has} an unrecognised marketing_consent value",
         consequence="their consent is unknown and treated as no consent",
+        missing_note="no value (consent unknown, treated as no consent)",
         expectations=_consent_recognised,
         kind="query",
     ),
@@ -517,29 +527,31 @@ def validate(
         if "orders" in entities and _scalar(ds, f"select count(*) from {RAW_MEMBERS}") == 0:
             skip.append("orders_member_known")
         results: dict[str, list[Any]] = {}
+        errors: dict[str, list[str]] = {}
         examples: dict[tuple[str, int], list[dict[str, Any]]] = {}
         row_counts: dict[str, int] = {}
         for plan in build_suites(params, rules, skip=skip):
-            schema, table = plan.table.split(".", 1)
-            asset = ds.add_table_asset(name=plan.table, table_name=table, schema_name=schema)
-            batch = asset.add_batch_definition_whole_table("all").get_batch()
+            batch = _batch(ds, plan.table)
             failing = gx.ExpectationSuite(name=f"{plan.table}.examples")
             for suite, result_format in ((plan.rows, _COUNTS_ONLY), (plan.queries, "COMPLETE")):
                 if not suite.expectations:
                     continue
                 for r in batch.validate(suite, result_format=result_format).results:
-                    _raise_on_exception(plan.table, r)
                     meta = r.expectation_config.meta
                     if meta["rule"] == _ROW_COUNT_RULE:
-                        row_counts[plan.table] = int(r.result["observed_value"])
+                        row_counts[plan.table] = int(r.result.get("observed_value") or 0)
                         continue
-                    results.setdefault(meta["rule"], []).append(r)
                     rule = by_name[meta["rule"]]
+                    error = _exception_message(r)
+                    if error is not None and rule.kind != "columns":
+                        errors.setdefault(rule.name, []).append(error)
+                        continue
+                    results.setdefault(rule.name, []).append(r)
                     if suite is plan.rows and rule.kind == "rows" and not r.success:
                         again = rule.expectations(params)[meta["part"]]
                         again.meta = dict(meta)
                         failing.add_expectation(again)
-            if failing.expectations:  # example rows, only for what failed
+            if failing.expectations and params.max_examples > 0:  # examples of what failed
                 summary = {
                     "result_format": "SUMMARY",
                     "unexpected_index_column_names": list(_INDEX_COLUMNS[plan.table]),
@@ -547,20 +559,33 @@ def validate(
                     "return_unexpected_index_query": False,
                 }
                 for r in batch.validate(failing, result_format=summary).results:
-                    _raise_on_exception(plan.table, r)
                     meta = r.expectation_config.meta
-                    rows = r.result.get("partial_unexpected_index_list") or []
-                    examples[(meta["rule"], meta["part"])] = rows
+                    if _exception_message(r) is None:
+                        rows = r.result.get("partial_unexpected_index_list") or []
+                        examples[(meta["rule"], meta["part"])] = rows
     outcomes = []
     for rule in rules:
         if rule.name in skip:
             outcomes.append(_skipped_member_check(rule, row_counts.get(rule.table, 0)))
-        else:
-            found = [v for (name, _), v in sorted(examples.items()) if name == rule.name]
-            outcomes.append(
-                _fold(rule, results.get(rule.name, []), row_counts, params, sum(found, []))
-            )
+            continue
+        found = [v for (name, _), v in sorted(examples.items()) if name == rule.name]
+        outcome = _fold(rule, results.get(rule.name, []), row_counts, params, sum(found, []))
+        if rule.name in errors:
+            outcome = _errored(outcome, errors[rule.name])
+        outcomes.append(outcome)
     return outcomes
+
+
+def _batch(ds: Any, qualified: str) -> Any:
+    schema, table = qualified.split(".", 1)
+    try:
+        asset = ds.add_table_asset(name=qualified, table_name=table, schema_name=schema)
+    except Exception as exc:  # GE wraps the driver's error in its own types
+        raise CrmError(
+            f"cannot validate {qualified}: it is not in the warehouse ({type(exc).__name__}); "
+            "run the pipeline (dbt build) first"
+        ) from exc
+    return asset.add_batch_definition_whole_table("all").get_batch()
 
 
 def validate_orders(warehouse: Path, params: Params) -> list[Outcome]:
@@ -571,18 +596,25 @@ def validate_members(warehouse: Path, params: Params) -> list[Outcome]:
     return validate(warehouse, params, ("members",))
 
 
-def _raise_on_exception(table: str, r: Any) -> None:
+def _exception_message(r: Any) -> str | None:
+    """The error of an expectation GE could not evaluate (None when it ran)."""
     info = r.exception_info or {}
-    # a single expectation's info is flat; a failed metric's info is keyed by metric id
+    # an expectation's own info is flat; failed metrics' infos are keyed by metric id
     infos = [info] if "raised_exception" in info else list(info.values())
     for i in infos:
         if isinstance(i, dict) and i.get("raised_exception"):
-            if r.expectation_config.type == "expect_column_values_to_be_in_type_list":
-                continue  # a missing column: reported by the table-columns expectation
-            raise CrmError(
-                f"validation of {table} could not run {r.expectation_config.type} "
-                f"({r.expectation_config.kwargs.get('column', '')}): {i.get('exception_message')}"
-            )
+            message = str(i.get("exception_message") or "unknown error").strip()
+            return f"{r.expectation_config.type}: {message.splitlines()[0]}"
+    return None
+
+
+def _errored(outcome: Outcome, errors: list[str]) -> Outcome:
+    return replace(
+        outcome,
+        success=False,
+        error="; ".join(errors),
+        sentence=f"Could not be evaluated on {outcome.table}: {errors[0]}",
+    )
 
 
 def _fold(
@@ -599,9 +631,12 @@ def _fold(
             1 for r in results if r.expectation_config.type != "expect_table_columns_to_match_set"
         )
         bad: dict[str, dict[str, Any]] = {}
-        for r in results:
+        # the table's column list first: a type expectation on a missing column cannot run
+        for r in sorted(results, key=lambda r: "type_list" in r.expectation_config.kwargs):
             kw = r.expectation_config.kwargs
-            if r.expectation_config.type == "expect_table_columns_to_match_set":
+            if "type_list" not in kw:
+                if (error := _exception_message(r)) is not None:
+                    raise CrmError(f"cannot read the columns of {rule.table}: {error}")
                 absent = ((r.result.get("details") or {}).get("mismatched") or {}).get("missing")
                 for col in absent or []:
                     bad[col] = {"column": col, "expected": "present", "observed": "missing"}
@@ -609,7 +644,7 @@ def _fold(
                 bad[kw["column"]] = {
                     "column": kw["column"],
                     "expected": ", ".join(kw["type_list"]),
-                    "observed": (r.result or {}).get("observed_value", "missing"),
+                    "observed": (r.result or {}).get("observed_value", "unknown"),
                 }
         unexpected = len(bad)
         examples = list(bad.values())[: p.max_examples]
@@ -617,17 +652,19 @@ def _fold(
         element_count = row_counts.get(rule.table, 0)
         unexpected = 0
         for r in results:
-            count = int(r.result["observed_value"])
+            count = int(r.result.get("observed_value") or 0)
             if (r.expectation_config.meta or {}).get("counts_as") == "missing":
                 missing = count  # reported, not a failure (e.g. empty consent = unknown)
                 continue
             unexpected += count
             examples += (r.result.get("details") or {}).get("unexpected_rows") or []
     else:
-        element_count = max((int(r.result.get("element_count", 0)) for r in results), default=0)
-        unexpected = sum(int(r.result.get("unexpected_count", 0)) for r in results)
+        element_count = max((int(r.result.get("element_count") or 0) for r in results), default=0)
+        unexpected = sum(int(r.result.get("unexpected_count") or 0) for r in results)
     success = all(
-        r.success for r in results if (r.expectation_config.meta or {}).get("counts_as") != "missing"
+        r.success
+        for r in results
+        if (r.expectation_config.meta or {}).get("counts_as") != "missing"
     )
     examples = _dedupe([_tidy(e) for e in examples])[: p.max_examples]
     return Outcome(
@@ -690,14 +727,21 @@ def _sentence(
     examples: list[dict[str, Any]],
     missing: int | None,
 ) -> str:
-    one = unexpected == 1
-    finding = rule.finding.format(has="has" if one else "have", **{"is": "is" if one else "are"})
+    def verbs(one: bool) -> dict[str, str]:
+        return (
+            {"has": "has", "is": "is", "lack": "lacks"}
+            if one
+            else {"has": "have", "is": "are", "lack": "lack"}
+        )
+
+    finding = rule.finding.format(**verbs(unexpected == 1))
     if unexpected == 0:
-        none = rule.finding.format(has="have", **{"is": "are"})
-        text = f"None of the {total:,} {rule.noun} {none}."
+        text = f"None of the {total:,} {rule.noun} {rule.finding.format(**verbs(False))}."
     else:
         pct = 100.0 * unexpected / total if total else 0.0
-        text = f"{unexpected:,} of {total:,} {rule.noun} ({pct:.2f}%) {finding}: {rule.consequence}."
+        text = (
+            f"{unexpected:,} of {total:,} {rule.noun} ({pct:.2f}%) {finding}: {rule.consequence}."
+        )
         first = examples[0] if examples else {}
         if "source_file" in first and "source_row" in first:
             text += f" First example: {first['source_file']} row {first['source_row']}."
@@ -705,8 +749,8 @@ def _sentence(
             text += f" First: {first['column']} ({first['observed']})."
         elif "member_id" in first:
             text += f" First example: member {first['member_id']}."
-    if missing:
-        text += f" {missing:,} rows have no value (consent unknown, treated as no consent)."
+    if missing and rule.missing_note:
+        text += f" {missing:,} {'row has' if missing == 1 else 'rows have'} {rule.missing_note}."
     if not success and unexpected == 0:  # a rule that failed without counting rows
         text += " The expectation failed; see the GE result."
     return text

@@ -1,0 +1,122 @@
+"""Known answers: the real CDNOW sample through our own SQL and model code.
+
+Published values (Fader, Hardie & Lee 2005; Fader & Hardie 2013) for the
+2,357-customer sample, calibration to 1997-09-30, in weeks:
+BG/NBD r 0.243, alpha 4.414, a 0.793, b 2.426; Gamma-Gamma p 6.25, q 3.74, v 15.44.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from orchestration.lib.demo_data import write_cdnow
+
+pytestmark = pytest.mark.integration
+AS_OF = "1997-09-30"
+PUBLISHED = {
+    "bgnbd": {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426},
+    "gamma_gamma": {"p": 6.25, "q": 3.74, "v": 15.44},
+}
+
+
+@pytest.fixture(scope="module")
+def cdnow(tmp_path_factory: pytest.TempPathFactory):
+    root = tmp_path_factory.mktemp("cdnow")
+    write_cdnow(root / "landing", sample=True)
+    with pytest.MonkeyPatch.context() as mp:
+        for name, sub in [
+            ("CRM_LANDING_DIR", "landing"),
+            ("CRM_WAREHOUSE", "warehouse.duckdb"),
+            ("CRM_EXPORT_DIR", "exports"),
+            ("CRM_MODELS_DIR", "models"),
+            ("DAGSTER_HOME", "dagster_home"),
+        ]:
+            mp.setenv(name, str(root / sub))
+        mp.setenv("CRM_AS_OF", AS_OF)
+        mp.setenv("CRM_TIME_UNIT", "week")
+        from orchestration.runner import run_pipeline
+
+        first = run_pipeline()
+        # Second run: the data guard now asks for more repeat buyers than exist.
+        mp.setenv("CRM_MIN_REPEAT_CUSTOMERS", "100000")
+        second = run_pipeline()
+    return root, first, second
+
+
+def _runs(root: Path, run_id: str) -> dict[tuple[str, str], dict]:
+    with duckdb.connect(str(root / "warehouse.duckdb"), read_only=True) as con:
+        rows = con.execute(
+            "select model, stage, params, selected, published, status, status_reason "
+            "from model.clv_model_runs where run_id = ?",
+            [run_id],
+        ).fetchall()
+    return {
+        (m, st): {"params": json.loads(p), "selected": sel, "published": pub, "status": s, "why": w}
+        for m, st, p, sel, pub, s, w in rows
+    }
+
+
+def test_published_cdnow_parameters_within_one_percent(cdnow) -> None:
+    root, first, _ = cdnow
+    assert first.success, first.failure
+    runs = _runs(root, first.run_id)
+    for model, expected in PUBLISHED.items():
+        got = runs[(model, "final")]["params"]
+        for name, value in expected.items():
+            assert got[name] == pytest.approx(value, rel=0.01), (model, name, got[name])
+    # every candidate recorded for the backtest and the final fit, one selected
+    assert {m for m, st in runs if st == "calibration"} == {"bgnbd", "pareto_nbd", "mbgnbd"}
+    assert (
+        sum(r["selected"] for (m, st), r in runs.items() if st == "final" and m != "gamma_gamma")
+        == 1
+    )
+    assert all(r["published"] for r in runs.values())
+
+
+def test_scores_and_artifacts_published(cdnow) -> None:
+    root, first, _ = cdnow
+    with duckdb.connect(str(root / "warehouse.duckdb"), read_only=True) as con:
+        n, bad_p, version, mono = con.execute(
+            "select count(*), "
+            "count(*) filter (where p_purchase_90d not between 0 and 1 "
+            "or p_alive not between 0 and 1), "
+            "any_value(model_version), "
+            "bool_and(expected_purchases_30d <= expected_purchases_90d "
+            "and expected_purchases_90d <= expected_purchases_365d) "
+            "from model.customer_scores"
+        ).fetchall()[0]
+    assert (n, bad_p, mono) == (2357, 0, True)
+    folder = root / "models" / version
+    assert (root / "models" / "LATEST").read_text().strip() == version
+    for name in (
+        "params.json",
+        "model_card.md",
+        "decile_lift.png",
+        "p_alive_matrix.png",
+        "holdout_by_frequency.png",
+        "backtest_metrics.csv",
+    ):
+        assert (folder / name).stat().st_size > 0, name
+    card = (folder / "model_card.md").read_text()
+    assert "baseline" in card.lower() and "0.24" in card
+
+
+def test_gated_run_publishes_nothing_new_and_says_why(cdnow) -> None:
+    root, first, second = cdnow
+    assert not second.success
+    assert "clv_model" in second.failure and "repeat purchase" in second.failure
+    assert "customer_scores" not in second.step_seconds  # never ran
+    runs = _runs(root, second.run_id)
+    assert runs[("bgnbd", "final")]["status"] == "skipped"
+    assert "repeat" in runs[("bgnbd", "final")]["why"]
+    with duckdb.connect(str(root / "warehouse.duckdb"), read_only=True) as con:
+        versions = con.execute(
+            "select distinct model_version from model.customer_scores"
+        ).fetchall()
+    first_version = (root / "models" / "LATEST").read_text().strip()
+    assert versions == [(first_version,)]  # the last good scores stay
+    assert first_version.endswith(first.run_id[:8])
