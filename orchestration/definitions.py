@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from orchestration.defs import checks, ingest, model, transform
+from orchestration.defs import campaigns, checks, ingest, model, transform, validation
 from orchestration.defs.automation import build_schedule, crm_job, new_landing_files
 from orchestration.defs.resources import make_resources
 from orchestration.settings import load_settings
@@ -15,11 +15,14 @@ defs = dg.Definitions(
     assets=[
         ingest.raw_orders,
         ingest.raw_members,
+        ingest.raw_suppression,
         transform.crm_dbt_models,
         model.clv_model,
         model.customer_scores,
+        transform.crm_dbt_campaigns,
+        *campaigns.build_campaign_assets(),
     ],
-    asset_checks=[checks.orders_are_fresh],
+    asset_checks=[checks.orders_are_fresh, *validation.VALIDATION_CHECKS],
     jobs=[crm_job],
     schedules=[build_schedule()],
     sensors=[new_landing_files],

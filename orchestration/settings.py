@@ -55,6 +55,15 @@ def _float(name: str, default: float) -> float:
         raise CrmError(f"{name}={raw!r} is not a number; set it like {name}={default}") from exc
 
 
+def _bool(name: str, default: bool) -> bool:
+    raw = _env(name, "true" if default else "false").lower()
+    if raw in {"1", "true", "yes", "on"}:
+        return True
+    if raw in {"0", "false", "no", "off"}:
+        return False
+    raise CrmError(f"{name}={raw!r} must be true or false")
+
+
 def parse_as_of(raw: str, source: str = "CRM_AS_OF") -> date:
     try:
         return date.fromisoformat(raw.strip())
@@ -82,6 +91,8 @@ class Settings:
     discount_rate_monthly: float
     min_customers: int
     min_repeat_customers: int
+    playbook: Path
+    export_hashed_audience: bool
     dbt_project_dir: Path = field(default=DBT_PROJECT_DIR)
 
     @property
@@ -157,4 +168,6 @@ def load_settings() -> Settings:
         discount_rate_monthly=_float("CRM_DISCOUNT_RATE_MONTHLY", 0.01),
         min_customers=_int("CRM_MIN_CUSTOMERS", 500, minimum=1),
         min_repeat_customers=_int("CRM_MIN_REPEAT_CUSTOMERS", 100, minimum=1),
+        playbook=_path("CRM_PLAYBOOK", "campaigns.yml"),
+        export_hashed_audience=_bool("CRM_EXPORT_HASHED_AUDIENCE", False),
     )

@@ -62,3 +62,20 @@ def raw_orders(context: dg.AssetExecutionContext, crm: PipelineSettings) -> dg.M
 )
 def raw_members(context: dg.AssetExecutionContext, crm: PipelineSettings) -> dg.MaterializeResult:
     return _load(context, crm, landing.MEMBERS)
+
+
+@dg.asset(
+    key="raw_suppression",
+    group_name="ingest",
+    kinds={"duckdb", "csv"},
+    retry_policy=RETRY,
+    description=(
+        "The do-not-contact list (`suppression*.csv|.parquet` in the landing folder, optional) "
+        "in `raw.suppression`: any of member_id, phone, email (+ reason). Matching members are "
+        "never in a send file."
+    ),
+)
+def raw_suppression(
+    context: dg.AssetExecutionContext, crm: PipelineSettings
+) -> dg.MaterializeResult:
+    return _load(context, crm, landing.SUPPRESSION)

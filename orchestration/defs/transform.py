@@ -15,12 +15,13 @@ from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 from orchestration.defs.resources import PipelineSettings, dbt_project
 from orchestration.errors import CrmError
 from orchestration.lib.dbt_manifest import ensure_manifest
+from orchestration.lib.playbook import load_playbook
 from orchestration.lib.warehouse import connect, counts, markdown_table, table_exists
 from orchestration.settings import Settings
 
 
 class CrmDbtTranslator(DagsterDbtTranslator):
-    """Asset key = model name (`customer_rfm`); every dbt asset is in group `transform`."""
+    """Asset key = model name (`customer_rfm`); group `campaigns` or `transform`."""
 
     def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
         if dbt_resource_props["resource_type"] in {"model", "seed", "snapshot"}:
@@ -28,6 +29,8 @@ class CrmDbtTranslator(DagsterDbtTranslator):
         return super().get_asset_key(dbt_resource_props)
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
+        if "campaigns" in dbt_resource_props.get("fqn", []):
+            return "campaigns"
         return "transform"
 
 
@@ -55,6 +58,27 @@ def _mart_metadata(con, s: Settings, name: str) -> dict[str, Any]:
             "group by 1 order by 2 desc"
         ).df()
         md["reasons"] = dg.MetadataValue.md(markdown_table(reasons))
+    elif name == "campaign_targets":
+        md["lists"] = dg.MetadataValue.md(
+            markdown_table(
+                con.sql(
+                    f"select list_name, count(*) filter (where not is_control) as send, "
+                    f"count(*) filter (where is_control) as control, "
+                    f"round(sum(cost_per_contact) filter (where not is_control), 2) as cost "
+                    f"from {table} group by 1 order by min(list_priority)"
+                ).df()
+            )
+        )
+    elif name == "campaign_exclusions":
+        md["reasons"] = dg.MetadataValue.md(
+            markdown_table(
+                con.sql(
+                    f"select list_name, reason, count(*) as n from {table} "
+                    "group by 1, 2 order by 1, 3 desc"
+                ).df(),
+                max_rows=40,
+            )
+        )
     elif name == "ingest_reconciliation":
         md["reconciliation"] = dg.MetadataValue.md(
             markdown_table(con.sql(f"select * from {table}").df())
@@ -62,18 +86,18 @@ def _mart_metadata(con, s: Settings, name: str) -> dict[str, Any]:
     return md
 
 
-@dbt_assets(
-    manifest=ensure_manifest(),
-    project=dbt_project,
-    dagster_dbt_translator=CrmDbtTranslator(),
-)
-def crm_dbt_models(
-    context: dg.AssetExecutionContext, dbt: DbtCliResource, crm: PipelineSettings
-) -> Iterator[Any]:
-    s = crm.settings()
+CAMPAIGNS = "path:models/campaigns"
+
+
+def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, s: Settings) -> Iterator[Any]:
+    """`dbt build` of this asset's selection, then enrich the marts' materializations."""
+    dbt_vars = {**s.dbt_vars(), "playbook": load_playbook(s.playbook).to_dbt_var()}
     context.log.info(f"dbt build as of {s.as_of} on {s.warehouse}")
     invocation = dbt.cli(
-        ["build", "--vars", json.dumps(s.dbt_vars())], context=context, raise_on_error=False
+        # buildable: a test runs only with all its parents built (or upstream of this step)
+        ["build", "--vars", json.dumps(dbt_vars), "--indirect-selection", "buildable"],
+        context=context,
+        raise_on_error=False,
     )
     # dbt holds the DuckDB file while it runs: collect its events, then enrich.
     events = list(invocation.stream())
@@ -86,6 +110,33 @@ def crm_dbt_models(
             yield event
     if not invocation.is_successful():
         raise CrmError(f"dbt build failed: {_dbt_failures(invocation)}")
+
+
+@dbt_assets(
+    manifest=ensure_manifest(),
+    project=dbt_project,
+    dagster_dbt_translator=CrmDbtTranslator(),
+    exclude=CAMPAIGNS,
+)
+def crm_dbt_models(
+    context: dg.AssetExecutionContext, dbt: DbtCliResource, crm: PipelineSettings
+) -> Iterator[Any]:
+    """Staging, intermediate and marts: RFM, lifecycle, model features, quarantine."""
+    yield from _build(context, dbt, crm.settings())
+
+
+@dbt_assets(
+    manifest=ensure_manifest(),
+    project=dbt_project,
+    dagster_dbt_translator=CrmDbtTranslator(),
+    select=CAMPAIGNS,
+    name="crm_dbt_campaigns",
+)
+def crm_dbt_campaigns(
+    context: dg.AssetExecutionContext, dbt: DbtCliResource, crm: PipelineSettings
+) -> Iterator[Any]:
+    """Campaign audiences, targets and exclusions from the marts, scores and playbook."""
+    yield from _build(context, dbt, crm.settings())
 
 
 def _dbt_failures(invocation: Any) -> str:

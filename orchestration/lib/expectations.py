@@ -467,9 +467,9 @@ def rules_for(entity: Entity) -> list[Rule]:
 class SuitePlan:
     """The expectations for one table: one GE suite per result format.
 
-    `rows` holds column expectations (validated for counts first, then again, only the
-    failing ones, for example rows); `queries` holds custom-SQL expectations (validated
-    with COMPLETE, which returns their example rows) and the table's row count.
+    `rows` holds column expectations (counts, and a query for the unexpected rows);
+    `queries` holds custom-SQL expectations (validated with COMPLETE, which returns their
+    first rows) and the table's row count.
     """
 
     table: str
@@ -501,25 +501,32 @@ def build_suites(
                 gxe.ExpectTableRowCountToBeBetween(min_value=0, meta={"rule": _ROW_COUNT_RULE})
             )
         suite = plan.queries if rule.kind == "query" else plan.rows
-        for part, expectation in enumerate(rule.expectations(params)):
-            expectation.meta = {**(expectation.meta or {}), "rule": rule.name, "part": part}
+        for expectation in rule.expectations(params):
+            expectation.meta = {**(expectation.meta or {}), "rule": rule.name}
             suite.add_expectation(expectation)
     return list(plans.values())
 
 
 # --------------------------------------------------------------------------- running
 
-# Counting pass: GE bundles every count of a table into one aggregate query; with no
-# partial rows asked for, its example queries are `LIMIT 0` and cost nothing.
-_COUNTS_ONLY = {"result_format": "BASIC", "partial_unexpected_count": 0}
+
+def _counting_format(table: str) -> dict[str, Any]:
+    """GE bundles every count of a table into one aggregate query. No example rows are
+    fetched here (`LIMIT 0`): GE instead returns, per expectation, the SQL that selects its
+    unexpected rows with the index columns; that is run only for what failed, with a LIMIT.
+    """
+    return {
+        "result_format": "BASIC",
+        "partial_unexpected_count": 0,
+        "unexpected_index_column_names": list(_INDEX_COLUMNS[table]),
+        "return_unexpected_index_query": True,
+    }
 
 
 def validate(
     warehouse: Path, params: Params, entities: Sequence[Entity] = ("orders", "members")
 ) -> list[Outcome]:
     """Run the rules of `entities` against the warehouse (read-only); one Outcome per rule."""
-    import great_expectations as gx
-
     rules = [r for r in RULES if r.entity in entities]
     by_name = {r.name: r for r in rules}
     with _sql_data_source(warehouse) as ds:
@@ -528,48 +535,39 @@ def validate(
             skip.append("orders_member_known")
         results: dict[str, list[Any]] = {}
         errors: dict[str, list[str]] = {}
-        examples: dict[tuple[str, int], list[dict[str, Any]]] = {}
+        examples: dict[str, list[dict[str, Any]]] = {}
         row_counts: dict[str, int] = {}
         for plan in build_suites(params, rules, skip=skip):
             batch = _batch(ds, plan.table)
-            failing = gx.ExpectationSuite(name=f"{plan.table}.examples")
-            for suite, result_format in ((plan.rows, _COUNTS_ONLY), (plan.queries, "COMPLETE")):
+            for suite, result_format in (
+                (plan.rows, _counting_format(plan.table)),
+                (plan.queries, "COMPLETE"),  # custom SQL: COMPLETE returns its first rows
+            ):
                 if not suite.expectations:
                     continue
                 for r in batch.validate(suite, result_format=result_format).results:
-                    meta = r.expectation_config.meta
-                    if meta["rule"] == _ROW_COUNT_RULE:
+                    rule_name = r.expectation_config.meta["rule"]
+                    if rule_name == _ROW_COUNT_RULE:
                         row_counts[plan.table] = int(r.result.get("observed_value") or 0)
                         continue
-                    rule = by_name[meta["rule"]]
+                    rule = by_name[rule_name]
                     error = _exception_message(r)
                     if error is not None and rule.kind != "columns":
                         errors.setdefault(rule.name, []).append(error)
                         continue
                     results.setdefault(rule.name, []).append(r)
-                    if suite is plan.rows and rule.kind == "rows" and not r.success:
-                        again = rule.expectations(params)[meta["part"]]
-                        again.meta = dict(meta)
-                        failing.add_expectation(again)
-            if failing.expectations and params.max_examples > 0:  # examples of what failed
-                summary = {
-                    "result_format": "SUMMARY",
-                    "unexpected_index_column_names": list(_INDEX_COLUMNS[plan.table]),
-                    "partial_unexpected_count": params.max_examples,
-                    "return_unexpected_index_query": False,
-                }
-                for r in batch.validate(failing, result_format=summary).results:
-                    meta = r.expectation_config.meta
-                    if _exception_message(r) is None:
-                        rows = r.result.get("partial_unexpected_index_list") or []
-                        examples[(meta["rule"], meta["part"])] = rows
+                    query = (r.result or {}).get("unexpected_index_query")
+                    if rule.kind == "rows" and not r.success and query and params.max_examples:
+                        found = examples.setdefault(rule.name, [])
+                        found += _first_rows(ds, query, params.max_examples)
     outcomes = []
     for rule in rules:
         if rule.name in skip:
             outcomes.append(_skipped_member_check(rule, row_counts.get(rule.table, 0)))
             continue
-        found = [v for (name, _), v in sorted(examples.items()) if name == rule.name]
-        outcome = _fold(rule, results.get(rule.name, []), row_counts, params, sum(found, []))
+        outcome = _fold(
+            rule, results.get(rule.name, []), row_counts, params, examples.get(rule.name, [])
+        )
         if rule.name in errors:
             outcome = _errored(outcome, errors[rule.name])
         outcomes.append(outcome)
@@ -683,6 +681,24 @@ def _fold(
     )
 
 
+def not_run(rule: Rule, reason: str) -> Outcome:
+    """The outcome of a rule whose validation could not run at all (e.g. no warehouse)."""
+    return Outcome(
+        name=rule.name,
+        entity=rule.entity,
+        table=rule.table,
+        severity=rule.severity,
+        blocking=rule.blocking,
+        success=False,
+        unexpected_count=0,
+        element_count=0,
+        examples=[],
+        sentence=f"Validation could not run: {reason}",
+        expectations=(),
+        error=reason,
+    )
+
+
 def _skipped_member_check(rule: Rule, element_count: int) -> Outcome:
     return Outcome(
         name=rule.name,
@@ -701,9 +717,14 @@ def _skipped_member_check(rule: Rule, element_count: int) -> Outcome:
 
 
 def _tidy(example: dict[str, Any]) -> dict[str, Any]:
-    out = {}
+    """Provenance named alike for every table; dates as text; the checked column once
+    (GE selects it after the index columns, and DuckDB renames a repeat `name_1`)."""
+    out: dict[str, Any] = {}
     for k, v in example.items():
         key = k.lstrip("_") if k in ("_source_file", "_source_row") else k
+        base, _, suffix = key.rpartition("_")
+        if suffix.isdigit() and base in out and out[base] == v:
+            continue
         out[key] = v.isoformat() if isinstance(v, date) else v
     return out
 
@@ -890,3 +911,11 @@ def _sql_data_source(warehouse: Path) -> Iterator[Any]:
 def _scalar(ds: Any, sql: str) -> Any:
     with ds.get_engine().connect() as con:
         return con.exec_driver_sql(sql).fetchall()[0][0]
+
+
+def _first_rows(ds: Any, query: str, limit: int) -> list[dict[str, Any]]:
+    """The first `limit` rows of a GE-built unexpected-rows query (one scan, stops early)."""
+    body = query.strip().rstrip(";")
+    with ds.get_engine().connect() as con:
+        result = con.exec_driver_sql(f"select * from ({body}) as unexpected limit {int(limit)}")
+        return [dict(row._mapping) for row in result.fetchall()]

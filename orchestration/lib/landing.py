@@ -27,6 +27,7 @@ class Entity:
     required: tuple[str, ...]
     optional: tuple[str, ...]
     file_required: bool
+    any_of: tuple[str, ...] = ()  # at least one of these columns must be present
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -55,7 +56,14 @@ MEMBERS = Entity(
     ),
     file_required=False,
 )
-ENTITIES = {e.name: e for e in (ORDERS, MEMBERS)}
+SUPPRESSION = Entity(
+    name="suppression",
+    required=(),
+    optional=("member_id", "phone", "email", "reason"),
+    file_required=False,
+    any_of=("member_id", "phone", "email"),
+)
+ENTITIES = {e.name: e for e in (ORDERS, MEMBERS, SUPPRESSION)}
 SUFFIXES = (".csv", ".txt", ".parquet")
 
 
@@ -227,6 +235,11 @@ def load_entity(
                     f"{path.name}: required column {', '.join(hints)} is missing; the file has "
                     f"{', '.join(repr(c) for c in present)}. Rename the column in the export "
                     "(see docs/data-contract.md)"
+                )
+            if entity.any_of and not any(c in present for c in entity.any_of):
+                raise CrmError(
+                    f"{path.name}: needs at least one of the columns "
+                    f"{', '.join(entity.any_of)}; the file has {', '.join(map(repr, present))}"
                 )
             extra = sorted(set(present) - set(entity.columns))
             if extra:

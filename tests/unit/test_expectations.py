@@ -214,6 +214,14 @@ def test_examples_point_at_the_landed_rows(outcomes: dict[str, gxv.Outcome]) -> 
     }
     assert rows("members_landed_registered_at_parseable") == {("members.csv", 7)}
     assert rows("members_marketing_consent_recognised") == {("members.csv", 4), ("members.csv", 8)}
+    assert outcomes["orders_landed_order_id_present"].examples == [
+        {
+            "source_file": "orders.csv",
+            "source_row": 4,
+            "order_id": None,
+            "invalid_reason": "missing order_id",
+        }
+    ]
     status = outcomes["orders_landed_status_known"].examples[0]
     assert status["invalid_reason"] == "unknown status: lost"
     assert outcomes["members_member_id_unique"].examples[0]["member_id"] == "M2"
@@ -266,6 +274,23 @@ def test_columns_and_types_names_the_column(tmp_path: Path) -> None:
         "amount": "String",
         "is_purchase": "missing",
     }
+
+
+def test_rules_that_cannot_run_fail_with_the_reason(tmp_path: Path) -> None:
+    path = build_warehouse(tmp_path / "w.duckdb")
+    con = duckdb.connect(str(path))
+    con.execute("alter table staging.stg_shop__orders drop column member_id")
+    con.close()
+    got = {o.name: o for o in gxv.validate_orders(path, gxv.Params(as_of=AS_OF))}
+    present = got["orders_member_id_present"]
+    assert not present.success and present.error and "member_id" in present.error
+    assert present.sentence.startswith("Could not be evaluated on staging.stg_shop__orders")
+    assert not got["orders_member_known"].success
+    assert got["orders_columns_and_types"].examples == [
+        {"column": "member_id", "expected": "present", "observed": "missing"}
+    ]
+    # the landed-row rules read another table and still count
+    assert got["orders_landed_amount_not_negative"].unexpected_count == 2
 
 
 def test_read_only_and_released(warehouse: Path, outcomes: dict[str, gxv.Outcome]) -> None:
@@ -338,3 +363,24 @@ def test_dagster_checks(crm_env: Path) -> None:
     status = evals["orders_landed_status_known"]
     assert status.severity == dg.AssetCheckSeverity.WARN and not status.blocking
     assert evals["orders_columns_and_types"].passed
+
+
+def test_dagster_checks_fail_when_validation_cannot_run(crm_env: Path) -> None:
+    from orchestration.defs.resources import PipelineSettings
+    from orchestration.defs.validation import members_expectations
+
+    path = crm_env / "empty.duckdb"
+    duckdb.connect(str(path)).close()  # no staging tables
+
+    @dg.asset(key="stg_shop__members")
+    def stg_members() -> None: ...
+
+    result = dg.materialize(
+        [stg_members, members_expectations],
+        resources={"crm": PipelineSettings(warehouse=str(path), as_of=AS_OF.isoformat())},
+        raise_on_error=False,
+    )
+    evals = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    assert set(evals) == {r.name for r in gxv.rules_for("members")}
+    assert not any(e.passed for e in evals.values())
+    assert "could not run" in evals["members_member_id_unique"].description

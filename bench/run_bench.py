@@ -1,0 +1,917 @@
+"""Benchmark `crm run` against the plain lifetimes script and write docs/benchmarks.md.
+
+For each size (default 100k, 1m and 10m orders) the harness generates (or reuses) a demo
+dataset under ``data/bench/<size>/landing``, runs the whole pipeline once in a fresh
+subprocess (``bench/_drive.py``) and then ``bench/plain_script.py`` on the same files,
+measuring wall time, per-stage time and peak RSS of each child. A tiny dataset measures
+the fixed overhead (Python, Dagster and dbt start-up). Results of sizes not run this time
+are kept from the previous ``docs/benchmarks.md``, each with its own date.
+
+Peak RSS: the child is reaped with ``os.wait4``, whose ``ru_maxrss`` is the largest single
+process of the tree (the pipeline process or its dbt subprocess; the same figure as
+``/usr/bin/time -v``). A sampler also sums RSS over the whole process tree every 0.1 s,
+which catches the pipeline and dbt holding memory at the same time. The reported peak is
+the larger of the two.
+
+Usage::
+
+    make bench                                 # all sizes
+    make bench BENCH_ARGS="--sizes 100k"       # one size
+    .venv/bin/python bench/run_bench.py --sizes 1m --skip-plain
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH_DIR = ROOT / "bench"
+DATA_DIR = ROOT / "data" / "bench"
+PYTHON = sys.executable
+
+#: Orders per member of the demo generator (all statuses): 21,200 -> 99.9k, 212,000 -> 986k.
+ORDERS_PER_MEMBER = 4.65
+#: Named sizes -> members to generate (measured to land close to 100k / 1M / 10M orders).
+SIZES: dict[str, int] = {"100k": 21_200, "1m": 215_000, "10m": 2_150_000}
+#: The fixed-overhead dataset (enough customers for the model steps' minimums).
+TINY = ("tiny", 1_000)
+DEFAULT_SEED = 42
+DEFAULT_END = date(2026, 6, 30)
+
+STAGES: tuple[str, ...] = ("ingest", "dbt", "fits", "backtest", "scoring", "lists", "exports")
+#: Plain-script phases -> stage rows (features is the plain script's "dbt").
+PLAIN_STAGES: dict[str, str] = {
+    "read": "ingest",
+    "features": "dbt",
+    "fit_bgnbd": "fits",
+    "fit_gamma_gamma": "fits",
+    "score": "scoring",
+    "write": "exports",
+}
+BGNBD_PARAMS: tuple[str, ...] = ("r", "alpha", "a", "b")
+#: Parameters count as identical within this relative difference (optimizer tolerance).
+PARAM_RTOL = 1e-3
+
+TARGET_RATIO = 1.0
+TARGET_10M_SECONDS = 180.0
+TARGET_10M_RSS_GIB = 4.0
+TARGET_OVERHEAD_SECONDS = 20.0
+#: "About linear": cost exponent (after subtracting the fixed overhead) at most this.
+TARGET_LINEAR_EXPONENT = 1.15
+
+PROFILE_MARKER = "<!-- profile: everything below this line is kept by bench/run_bench.py -->"
+DATA_MARKER = "<!-- bench-data "
+PACKAGES = (
+    "dagster",
+    "dagster-dbt",
+    "dbt-core",
+    "dbt-duckdb",
+    "duckdb",
+    "pandas",
+    "numpy",
+    "scipy",
+    "pyarrow",
+    "lifetimes",
+)
+
+
+# --------------------------------------------------------------------------- measurement
+
+
+@dataclass
+class Measured:
+    """Outcome of one measured child process."""
+
+    returncode: int | None
+    wall_seconds: float
+    maxrss_kib: int
+    tree_peak_kib: int
+    timed_out: bool
+    stdout: Path
+    stderr: Path
+
+    @property
+    def peak_kib(self) -> int:
+        return max(self.maxrss_kib, self.tree_peak_kib)
+
+
+def _process_tree_rss_kib(root: int) -> int:
+    """Sum the RSS of ``root`` and all its descendants from /proc (0 if it is gone)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", encoding="ascii", errors="replace") as fh:
+                stat = fh.read()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    page_kib = os.sysconf("SC_PAGE_SIZE") // 1024
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        try:
+            with open(f"/proc/{pid}/statm", encoding="ascii") as fh:
+                total += int(fh.read().split()[1]) * page_kib
+        except (OSError, IndexError, ValueError):
+            pass
+        todo.extend(children.get(pid, []))
+    return total
+
+
+def run_measured(cmd: list[str], env: dict[str, str], log_stem: Path, timeout: float) -> Measured:
+    """Run ``cmd`` in its own session; measure wall time and peak RSS; kill it on timeout."""
+    log_stem.parent.mkdir(parents=True, exist_ok=True)
+    out_path, err_path = log_stem.with_suffix(".out"), log_stem.with_suffix(".err")
+    peak = [0]
+    timed_out = [False]
+    done = threading.Event()
+    with open(out_path, "wb") as out, open(err_path, "wb") as err:
+        started = time.perf_counter()
+        proc = subprocess.Popen(
+            cmd, cwd=ROOT, env=env, stdout=out, stderr=err, start_new_session=True
+        )
+
+        def watch() -> None:
+            while not done.is_set():
+                peak[0] = max(peak[0], _process_tree_rss_kib(proc.pid))
+                if time.perf_counter() - started > timeout and not timed_out[0]:
+                    timed_out[0] = True
+                    try:
+                        os.killpg(proc.pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+                done.wait(0.1)
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        _pid, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - started
+        done.set()
+        watcher.join()
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return Measured(
+        returncode=proc.returncode,
+        wall_seconds=wall,
+        maxrss_kib=int(usage.ru_maxrss),
+        tree_peak_kib=peak[0],
+        timed_out=timed_out[0],
+        stdout=out_path,
+        stderr=err_path,
+    )
+
+
+def _result_line(path: Path, prefix: str) -> dict[str, Any] | None:
+    """The JSON after ``prefix`` on the last matching stdout line, if any."""
+    found = None
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        if line.startswith(prefix):
+            found = line[len(prefix) :]
+    return json.loads(found) if found else None
+
+
+def _stderr_tail(path: Path, lines: int = 3) -> str:
+    text = path.read_text(encoding="utf-8", errors="replace").strip().splitlines()
+    return " | ".join(text[-lines:])
+
+
+# --------------------------------------------------------------------------- datasets
+
+
+def parse_size(label: str) -> tuple[str, int]:
+    """Map ``100k`` / ``1m`` / ``250k`` to (label, members to generate)."""
+    label = label.strip().lower()
+    if label in SIZES:
+        return label, SIZES[label]
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)([km]?)", label)
+    if not m:
+        raise argparse.ArgumentTypeError(f"size {label!r}: use e.g. 100k, 1m, 10m")
+    orders = float(m.group(1)) * {"": 1, "k": 1e3, "m": 1e6}[m.group(2)]
+    return label, max(100, int(round(orders / ORDERS_PER_MEMBER, -2)))
+
+
+def ensure_dataset(
+    label: str, members: int, seed: int, end: date, reuse: bool, say: Callable[[str], None]
+) -> dict[str, Any]:
+    """Generate ``data/bench/<label>/landing`` unless a matching dataset is already there."""
+    landing = DATA_DIR / label / "landing"
+    stamp = landing / "bench-dataset.json"
+    wanted = {"members": members, "seed": seed, "end": end.isoformat()}
+    if reuse and stamp.exists() and (landing / "orders.csv").exists():
+        info = json.loads(stamp.read_text(encoding="utf-8"))
+        if all(info.get(k) == v for k, v in wanted.items()):
+            say(f"[{label}] reusing {landing} ({info['orders']:,} orders)")
+            return info
+    from orchestration.lib.demo_data import generate_demo_data
+
+    say(f"[{label}] generating {members:,} members (seed {seed}, end {end}) into {landing}")
+    started = time.perf_counter()
+    summary = generate_demo_data(landing, members=members, seed=seed, end=end)
+    info = {
+        **wanted,
+        "orders": summary.orders,
+        "generated_seconds": round(time.perf_counter() - started, 1),
+    }
+    stamp.write_text(json.dumps(info), encoding="utf-8")
+    say(f"[{label}] {summary.orders:,} orders in {info['generated_seconds']} s")
+    return info
+
+
+# --------------------------------------------------------------------------- runs
+
+
+def stage_of(step: str) -> str:
+    """Map a Dagster step key to a stage column by name."""
+    s = step.lower()
+    rules = (
+        ("ingest", ("raw_", "ingest")),
+        ("dbt", ("dbt",)),
+        ("backtest", ("backtest",)),
+        ("scoring", ("score",)),
+        ("exports", ("export",)),
+        ("lists", ("campaign", "list", "target")),
+        ("fits", ("fit", "model", "clv")),
+    )
+    for stage, needles in rules:
+        if any(n in s for n in needles):
+            return stage
+    return "other"
+
+
+def _rm(path: Path) -> None:
+    if path.is_dir():
+        for child in path.iterdir():
+            _rm(child)
+        path.rmdir()
+    elif path.exists():
+        path.unlink()
+
+
+def run_ours(label: str, end: date, timeout: float) -> dict[str, Any]:
+    """Run the whole pipeline on the dataset in a fresh process and collect the figures."""
+    base = DATA_DIR / label
+    warehouse = base / "warehouse.duckdb"
+    models_dir, export_dir = base / "models", base / "exports"
+    for stale in (warehouse, base / "warehouse.duckdb.wal", models_dir, export_dir):
+        _rm(stale)
+    env = {
+        **os.environ,
+        "CRM_LANDING_DIR": str(base / "landing"),
+        "CRM_WAREHOUSE": str(warehouse),
+        "CRM_EXPORT_DIR": str(export_dir),
+        "CRM_MODELS_DIR": str(models_dir),
+        "DAGSTER_HOME": str(base / "dagster_home"),
+        "CRM_AS_OF": end.isoformat(),
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+    }
+    load = os.getloadavg()[0]
+    m = run_measured([PYTHON, str(BENCH_DIR / "_drive.py")], env, base / "logs" / "ours", timeout)
+    res = _result_line(m.stdout, "BENCH_RESULT ") or {}
+    steps: dict[str, float] = res.get("step_seconds", {})
+    stages: dict[str, float] = {}
+    for step, seconds in steps.items():
+        stages[stage_of(step)] = stages.get(stage_of(step), 0.0) + seconds
+    failure = res.get("failure")
+    if m.timed_out:
+        failure = f"timed out after {timeout:.0f} s"
+    elif not res:
+        failure = f"exit {m.returncode}: {_stderr_tail(m.stderr)}"
+    return {
+        "success": bool(res.get("success")) and not m.timed_out,
+        "failure": failure,
+        "timed_out": m.timed_out,
+        "loadavg_before": load,
+        "wall_seconds": m.wall_seconds,
+        "import_seconds": res.get("import_seconds"),
+        "definitions_seconds": res.get("definitions_seconds"),
+        "run_seconds": res.get("run_seconds"),
+        "driver_seconds": res.get("driver_seconds"),
+        "step_seconds": steps,
+        "stages": stages,
+        "maxrss_kib": m.maxrss_kib,
+        "tree_peak_kib": m.tree_peak_kib,
+        "peak_kib": m.peak_kib,
+        "bgnbd": read_our_bgnbd(warehouse, models_dir),
+        "logs": str(m.stdout.relative_to(ROOT)),
+    }
+
+
+def run_plain(label: str, end: date, timeout: float) -> dict[str, Any]:
+    """Run ``bench/plain_script.py`` on the same landing files and collect the figures."""
+    base = DATA_DIR / label
+    cmd = [
+        PYTHON,
+        str(BENCH_DIR / "plain_script.py"),
+        "--landing",
+        str(base / "landing"),
+        "--as-of",
+        end.isoformat(),
+        "--out",
+        str(base / "plain" / "scores.csv"),
+        "--timeout",
+        str(int(timeout)),
+    ]
+    load = os.getloadavg()[0]
+    m = run_measured(cmd, dict(os.environ), base / "logs" / "plain", timeout + 60)
+    res = _result_line(m.stdout, "PLAIN_RESULT ") or {}
+    timed_out = m.timed_out or bool(res.get("timed_out"))
+    failure = res.get("failure")
+    if timed_out:
+        failure = f"timed out after {timeout:.0f} s"
+    elif not res:
+        failure = f"exit {m.returncode}: {_stderr_tail(m.stderr)}"
+    stages: dict[str, float] = {}
+    for phase, seconds in res.get("phases", {}).items():
+        stage = PLAIN_STAGES.get(phase, "other")
+        stages[stage] = stages.get(stage, 0.0) + seconds
+    return {
+        "success": bool(res.get("success")) and not timed_out,
+        "failure": failure,
+        "timed_out": timed_out,
+        "loadavg_before": load,
+        "timeout_seconds": timeout,
+        "wall_seconds": m.wall_seconds,
+        "phases": res.get("phases", {}),
+        "stages": stages,
+        "customers": res.get("customers"),
+        "maxrss_kib": m.maxrss_kib,
+        "tree_peak_kib": m.tree_peak_kib,
+        "peak_kib": m.peak_kib,
+        "bgnbd": res.get("bgnbd"),
+        "gamma_gamma": res.get("gamma_gamma"),
+    }
+
+
+def _bgnbd_from(obj: Any, hint: bool = False) -> dict[str, float] | None:
+    """Find BG/NBD ``r, alpha, a, b`` in a parsed JSON document (searched depth-first)."""
+    if isinstance(obj, dict):
+        names = {str(obj.get(k, "")).lower().replace("/", "") for k in ("name", "model")}
+        hint = hint or bool(names & {"bgnbd", "bg_nbd", "betageo", "betageofitter"})
+        if hint and all(isinstance(obj.get(p), int | float) for p in BGNBD_PARAMS):
+            return {p: float(obj[p]) for p in BGNBD_PARAMS}
+        for key, value in obj.items():
+            sub_hint = hint or str(key).lower().replace("/", "") in {"bgnbd", "bg_nbd"}
+            if (found := _bgnbd_from(value, sub_hint)) is not None:
+                return found
+    elif isinstance(obj, list):
+        for value in obj:
+            if (found := _bgnbd_from(value, hint)) is not None:
+                return found
+    return None
+
+
+def read_our_bgnbd(warehouse: Path, models_dir: Path) -> dict[str, Any] | None:
+    """Our fitted BG/NBD parameters: ``marts.clv_model_runs``, else the models folder JSON."""
+    if warehouse.exists():
+        try:
+            import duckdb
+
+            with duckdb.connect(str(warehouse), read_only=True) as con:
+                exists = con.execute(
+                    "select count(*) from information_schema.tables "
+                    "where table_schema = 'marts' and table_name = 'clv_model_runs'"
+                ).fetchone()
+                if exists and exists[0]:
+                    frame = con.execute("select * from marts.clv_model_runs").df()
+                    if "model" in frame.columns:
+                        frame = frame[
+                            frame["model"].astype(str).str.lower().str.replace("/", "") == "bgnbd"
+                        ]
+                    for raw in frame.get("params", []):
+                        parsed = json.loads(raw) if isinstance(raw, str) else raw
+                        if (found := _bgnbd_from(parsed, hint=True)) is not None:
+                            return {**found, "source": "marts.clv_model_runs"}
+        except Exception as exc:  # noqa: BLE001 - the table layout may still be changing
+            print(f"  (could not read marts.clv_model_runs: {exc})", file=sys.stderr)
+    if models_dir.is_dir():
+        for path in sorted(models_dir.rglob("*.json")):
+            try:
+                found = _bgnbd_from(json.loads(path.read_text(encoding="utf-8")))
+            except (OSError, ValueError):
+                continue
+            if found is not None:
+                return {**found, "source": str(path.relative_to(ROOT))}
+    return None
+
+
+def compare_params(ours: dict[str, Any] | None, plain: dict[str, Any] | None) -> float | None:
+    """Largest relative difference over r, alpha, a, b (None if either side is missing)."""
+    if not ours or not plain:
+        return None
+    diffs = [
+        abs(ours[p] - plain[p]) / max(abs(plain[p]), 1e-12)
+        for p in BGNBD_PARAMS
+        if p in ours and p in plain
+    ]
+    return max(diffs) if diffs else None
+
+
+# --------------------------------------------------------------------------- machine
+
+
+def machine_info() -> dict[str, Any]:
+    """Cores, RAM, CPU model, OS, Python and key package versions."""
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    ram_gib = None
+    try:
+        for line in Path("/proc/meminfo").read_text(encoding="utf-8").splitlines():
+            if line.startswith("MemTotal:"):
+                ram_gib = int(line.split()[1]) / 1024**2
+                break
+    except OSError:
+        pass
+    versions = {}
+    for pkg in PACKAGES:
+        try:
+            versions[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            versions[pkg] = "not installed"
+    return {
+        "cores": os.cpu_count(),
+        "ram_gib": round(ram_gib, 1) if ram_gib else None,
+        "cpu": cpu,
+        "os": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+        "packages": versions,
+    }
+
+
+def _machine_line(m: dict[str, Any]) -> str:
+    return f"{m.get('cores')} cores, {m.get('ram_gib')} GiB RAM, {m.get('cpu')}"
+
+
+# --------------------------------------------------------------------------- report
+
+
+@dataclass
+class Report:
+    """Everything docs/benchmarks.md is rendered from (persisted inside the file)."""
+
+    written: str
+    machine: dict[str, Any]
+    seed: int
+    end: str
+    sizes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    overhead: dict[str, Any] | None = None
+
+
+def _s(x: float | None) -> str:
+    return "—" if x is None else f"{x:,.1f}"
+
+
+def _gib(kib: int | None) -> str:
+    return "—" if not kib else f"{kib / 1024**2:.2f} GiB"
+
+
+def _load(*runs: dict[str, Any] | None) -> str:
+    vals = [f"{r['loadavg_before']:.2f}" for r in runs if r and r.get("loadavg_before") is not None]
+    return " / ".join(vals) or "n/a"
+
+
+def _yes(ok: bool | None) -> str:
+    return "n/a" if ok is None else ("**yes**" if ok else "**no**")
+
+
+def _orders_of(label: str) -> float:
+    size = label.lower()
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)([km]?)", size)
+    return float(m.group(1)) * {"": 1, "k": 1e3, "m": 1e6}[m.group(2)] if m else math.nan
+
+
+def _plain_total(plain: dict[str, Any] | None) -> str:
+    if not plain:
+        return "skipped"
+    if plain.get("timed_out"):
+        return f"timed out after {plain.get('timeout_seconds', 0):.0f} s"
+    if not plain.get("success"):
+        return f"failed: {plain.get('failure')}"
+    return _s(plain["wall_seconds"])
+
+
+def _verdict(ok: bool, success: bool) -> bool | None:
+    """A failed run can miss a target but cannot meet it."""
+    return ok if success else (False if not ok else None)
+
+
+def size_verdicts(entry: dict[str, Any]) -> dict[str, bool | None]:
+    """Target checks for one size (None = not applicable / not measurable)."""
+    ours, plain = entry["ours"], entry.get("plain")
+    orders = entry["dataset"]["orders"]
+    out: dict[str, bool | None] = {"ratio": None, "params": None, "10m_time": None, "10m_rss": None}
+    if orders >= 900_000 and plain:
+        wall = ours["wall_seconds"]
+        if plain.get("success"):
+            out["ratio"] = _verdict(wall <= TARGET_RATIO * plain["wall_seconds"], ours["success"])
+        elif plain.get("timed_out"):
+            out["ratio"] = _verdict(wall <= plain.get("timeout_seconds", 0), ours["success"])
+        diff = compare_params(ours.get("bgnbd"), plain.get("bgnbd"))
+        out["params"] = None if diff is None else diff <= PARAM_RTOL
+    if orders >= 9_000_000:
+        out["10m_time"] = _verdict(ours["wall_seconds"] <= TARGET_10M_SECONDS, ours["success"])
+        out["10m_rss"] = _verdict(ours["peak_kib"] <= TARGET_10M_RSS_GIB * 1024**2, ours["success"])
+    return out
+
+
+def linear_exponent(report: Report) -> tuple[float | None, str]:
+    """Cost exponent between the smallest and largest size, fixed overhead removed."""
+    runs = sorted(
+        (e["dataset"]["orders"], e["ours"]["wall_seconds"], e["ours"]["success"])
+        for e in report.sizes.values()
+        if not e["ours"]["timed_out"]
+    )
+    if len(runs) < 2:
+        return None, "needs two sizes"
+    (n1, t1, ok1), (n2, t2, ok2) = runs[0], runs[-1]
+    oh = report.overhead
+    fixed = oh["wall_seconds"] if oh and not oh["timed_out"] and oh["wall_seconds"] < t1 else 0.0
+    v1, v2 = max(t1 - fixed, 1e-3), max(t2 - fixed, 1e-3)
+    exp = math.log(v2 / v1) / math.log(n2 / n1)
+    less = f"minus the {fixed:.1f} s fixed overhead" if fixed else "no overhead subtracted"
+    failed = "" if ok1 and ok2 else "; from runs that failed at a late step"
+    return exp, (
+        f"{n1:,} → {n2:,} orders: {t1:.1f} s → {t2:.1f} s; {less}, cost ∝ orders^{exp:.2f}{failed}"
+    )
+
+
+def outside_parts(ours: dict[str, Any]) -> dict[str, float]:
+    """Wall time of a crm run spent outside Dagster steps, split where the driver allows."""
+    steps = sum(ours["step_seconds"].values())
+    if ours.get("driver_seconds") is None or ours.get("run_seconds") is None:
+        return {"outside steps (start-up, imports, Dagster, summary)": ours["wall_seconds"] - steps}
+    return {
+        "outside steps: interpreter start-up (plain: start-up + imports)": ours["wall_seconds"]
+        - ours["driver_seconds"],
+        "outside steps: imports + definitions (dbt parse if stale)": (
+            ours.get("import_seconds") or 0.0
+        )
+        + (ours.get("definitions_seconds") or 0.0),
+        "outside steps: Dagster run set-up + summary": ours["run_seconds"] - steps,
+    }
+
+
+def render_size(label: str, entry: dict[str, Any]) -> list[str]:
+    """The markdown section of one size."""
+    ds, ours, plain = entry["dataset"], entry["ours"], entry.get("plain")
+    lines = [
+        f"### {label} orders",
+        "",
+        f"{ds['orders']:,} orders from {ds['members']:,} members (seed {ds['seed']}, "
+        f"as of {ds['end']}); measured {entry['measured']} on {_machine_line(entry['machine'])}; "
+        f"1-min load average before the runs: {_load(ours, plain)}.",
+        "",
+    ]
+    if not ours["success"]:
+        lines += [f"**crm run failed:** {ours.get('failure')}", ""]
+    lines += ["| stage | crm run (s) | plain script (s) |", "|---|--:|--:|"]
+    pst = (plain or {}).get("stages", {})
+    for stage in (*STAGES, "other"):
+        if stage == "other" and "other" not in ours["stages"] and "other" not in pst:
+            continue
+        lines.append(f"| {stage} | {_s(ours['stages'].get(stage))} | {_s(pst.get(stage))} |")
+    plain_outside = None
+    if plain and plain.get("success"):
+        plain_outside = plain["wall_seconds"] - sum(plain["phases"].values())
+    parts = outside_parts(ours)
+    for i, (name, seconds) in enumerate(parts.items()):
+        lines.append(f"| {name} | {_s(seconds)} | {_s(plain_outside) if i == 0 else ''} |")
+    lines += [
+        f"| **total wall** | **{_s(ours['wall_seconds'])}** | **{_plain_total(plain)}** |",
+        f"| peak RSS | {_gib(ours['peak_kib'])} | {_gib((plain or {}).get('peak_kib'))} |",
+    ]
+    ratio = "—"
+    if plain and plain.get("success") and not ours["timed_out"]:
+        ratio = f"{ours['wall_seconds'] / plain['wall_seconds']:.2f}×"
+    elif plain and plain.get("timed_out") and not ours["timed_out"]:
+        ratio = f"< {ours['wall_seconds'] / plain['timeout_seconds']:.2f}×"
+    if ratio != "—" and not ours["success"]:
+        ratio += " (crm run failed)"
+    lines += [f"| **ours / plain** | **{ratio}** | |", ""]
+    rss = (
+        f"Peak RSS detail — crm run: largest process {_gib(ours['maxrss_kib'])}, "
+        f"process-tree sum {_gib(ours['tree_peak_kib'])}"
+    )
+    if plain:
+        rss += (
+            f"; plain: largest process {_gib(plain['maxrss_kib'])}, "
+            f"tree sum {_gib(plain['tree_peak_kib'])}"
+        )
+    steps = ", ".join(f"`{k}` {v:.1f}" for k, v in ours["step_seconds"].items()) or "none"
+    lines += [rss + ".", "", f"Dagster steps (s): {steps}.", ""]
+    if plain and plain.get("phases"):
+        phases = ", ".join(f"{k} {v:.1f}" for k, v in plain["phases"].items())
+        lines += [f"Plain script phases (s): {phases}.", ""]
+    ob, pb = ours.get("bgnbd"), (plain or {}).get("bgnbd")
+    lines += ["| BG/NBD (weeks) | crm run | plain script |", "|---|--:|--:|"]
+    for p in BGNBD_PARAMS:
+        o = f"{ob[p]:.6g}" if ob and p in ob else "n/a"
+        q = f"{pb[p]:.6g}" if pb and p in pb else "n/a"
+        lines.append(f"| {p} | {o} | {q} |")
+    diff = compare_params(ob, pb)
+    src = f" (ours from {ob['source']})" if ob else ""
+    diff_txt = "n/a" if diff is None else f"{diff:.2e}"
+    lines += ["", f"Largest relative parameter difference: {diff_txt}{src}.", ""]
+    v = size_verdicts(entry)
+    checks = [
+        ("crm run ≤ 1.0× plain (≥ 1M orders)", v["ratio"]),
+        (f"identical BG/NBD parameters (rel. diff ≤ {PARAM_RTOL:g}, ≥ 1M orders)", v["params"]),
+        ("end-to-end ≤ 180 s (10M orders)", v["10m_time"]),
+        ("peak RSS ≤ 4 GiB (10M orders)", v["10m_rss"]),
+    ]
+    lines += ["Targets: " + "; ".join(f"{name}: {_yes(ok)}" for name, ok in checks) + ".", ""]
+    return lines
+
+
+def render(report: Report, wanted: Iterable[str], previous_tail: str | None) -> str:
+    """The whole docs/benchmarks.md text."""
+    m = report.machine
+    missing = [s for s in wanted if s not in report.sizes]
+    status = (
+        f"**Partial:** not measured yet: {', '.join(missing)}."
+        if missing
+        else "All default sizes measured."
+    )
+    pkgs = ", ".join(f"{k} {v}" for k, v in m["packages"].items())
+    lines = [
+        "# Benchmarks",
+        "",
+        f"_Written by `make bench` (bench/run_bench.py) on {report.written}. {status} "
+        "Each size keeps the date it was measured on._",
+        "",
+        "## Machine",
+        "",
+        f"- CPU: {m['cpu']}, {m['cores']} cores (os.cpu_count)",
+        f"- RAM: {m['ram_gib']} GiB",
+        f"- OS: {m['os']}; Python {m['python']}",
+        f"- Packages: {pkgs}",
+        "",
+        "## Targets",
+        "",
+        "Set for a 2-core, 24 GiB machine.",
+        "",
+        "| target | result |",
+        "|---|---|",
+    ]
+    big = [e for e in report.sizes.values() if e["dataset"]["orders"] >= 900_000]
+    if big:
+        verdicts = [size_verdicts(e) for e in big]
+        ratio = (
+            all(v["ratio"] for v in verdicts)
+            if all(v["ratio"] is not None for v in verdicts)
+            else None
+        )
+        params = (
+            all(v["params"] for v in verdicts)
+            if all(v["params"] is not None for v in verdicts)
+            else None
+        )
+        lines.append(f"| crm run ≤ 1.0× plain script at ≥ 1M orders | {_yes(ratio)} |")
+        lines.append(f"| identical BG/NBD parameters at ≥ 1M orders | {_yes(params)} |")
+    else:
+        lines.append("| crm run ≤ 1.0× plain script at ≥ 1M orders | not measured |")
+        lines.append("| identical BG/NBD parameters at ≥ 1M orders | not measured |")
+    ten = [e for e in report.sizes.values() if e["dataset"]["orders"] >= 9_000_000]
+    if ten:
+        v = size_verdicts(ten[0])
+        lines.append(
+            f"| 10M orders end-to-end ≤ 3 min | {_yes(v['10m_time'])} "
+            f"({_s(ten[0]['ours']['wall_seconds'])} s) |"
+        )
+        lines.append(
+            f"| 10M orders peak RSS ≤ 4 GiB | {_yes(v['10m_rss'])} "
+            f"({_gib(ten[0]['ours']['peak_kib'])}) |"
+        )
+    else:
+        lines.append("| 10M orders end-to-end ≤ 3 min | not measured |")
+        lines.append("| 10M orders peak RSS ≤ 4 GiB | not measured |")
+    oh = report.overhead
+    if oh:
+        ok = oh["wall_seconds"] <= TARGET_OVERHEAD_SECONDS
+        note = "" if oh["success"] else "; the run failed, see below"
+        lines.append(f"| fixed overhead ≤ 20 s | {_yes(ok)} ({_s(oh['wall_seconds'])} s{note}) |")
+    else:
+        lines.append("| fixed overhead ≤ 20 s | not measured |")
+    exp, how = linear_exponent(report)
+    lin = "n/a" if exp is None else _yes(exp <= TARGET_LINEAR_EXPONENT)
+    lines += [f"| cost grows about linearly with orders | {lin} ({how}) |", ""]
+
+    lines += ["## Fixed overhead", ""]
+    if oh:
+        steps = ", ".join(f"`{k}` {v:.1f}" for k, v in oh["step_seconds"].items()) or "none"
+        failed = "" if oh["success"] else f" **The run failed:** {oh['failure']}."
+        parts = "; ".join(
+            f"{k.split(': ', 1)[-1].split(' (plain')[0]} {v:.1f} s"
+            for k, v in outside_parts(oh).items()
+        )
+        lines += [
+            f"`crm run` on a tiny dataset ({oh['orders']:,} orders, {oh['members']:,} members; "
+            f"measured {oh['measured']}): **{_s(oh['wall_seconds'])} s** wall, peak RSS "
+            f"{_gib(oh['peak_kib'])}; load average before {_load(oh)}. Steps (s): {steps}. "
+            f"Outside steps: {parts}.{failed}",
+            "",
+        ]
+    else:
+        lines += ["Not measured.", ""]
+
+    lines += [
+        "## Results per size",
+        "",
+        "Stages are Dagster steps grouped by name (`raw_*` → ingest, `*dbt*` → dbt, "
+        "fit/model/clv → fits, backtest, score → scoring, campaign/list/target → lists, "
+        "export → exports, anything else → other). The plain script's phases map onto the same "
+        "rows (read → ingest, lifetimes' summary helper → dbt, BG/NBD + Gamma-Gamma fits → "
+        "fits, predictions → scoring, CSV → exports). Total wall is measured around the child "
+        "process, so it includes interpreter start-up and imports. Peak RSS is the larger of "
+        "the biggest single process (`os.wait4` `ru_maxrss`, as `/usr/bin/time -v` reports) "
+        "and the sampled sum over the process tree (pipeline + dbt subprocess).",
+        "",
+    ]
+    order = sorted(report.sizes, key=lambda k: report.sizes[k]["dataset"]["orders"])
+    for label in order:
+        lines += render_size(label, report.sizes[label])
+    if not report.sizes:
+        lines += ["No size measured yet.", ""]
+
+    lines += [
+        "## How to reproduce",
+        "",
+        "```bash",
+        "make bench                                        # 100k, 1m and 10m orders",
+        'make bench BENCH_ARGS="--sizes 100k"              # one size (others are kept)',
+        'make bench BENCH_ARGS="--sizes 1m --skip-plain"   # pipeline only',
+        ".venv/bin/python bench/run_bench.py --help",
+        "```",
+        "",
+        f"Datasets: `orchestration.lib.demo_data.generate_demo_data` with seed {report.seed} "
+        f"and end {report.end} (the run's as-of date), cached in `data/bench/<size>/landing` "
+        "and reused while members, seed and end match. Each `crm run` gets a fresh warehouse, "
+        "models and exports folder under `data/bench/<size>/`; logs are in "
+        "`data/bench/<size>/logs/`. Run nothing else on the machine meanwhile.",
+        "",
+    ]
+    tail = (
+        previous_tail
+        if previous_tail is not None
+        else (
+            "## Profile\n\n_Hand-written notes on where the time goes (e.g. py-spy or "
+            "`dbt --log-level debug` timings) go here; the harness keeps this section._\n"
+        )
+    )
+    data = json.dumps(asdict(report)).replace("--", "-\\u002d")
+    lines += [f"{DATA_MARKER}{data} -->", "", PROFILE_MARKER, tail.lstrip("\n")]
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def load_previous(path: Path) -> tuple[Report | None, str | None]:
+    """The persisted report and the preserved profile section of an existing file."""
+    if not path.exists():
+        return None, None
+    text = path.read_text(encoding="utf-8")
+    tail = text.split(PROFILE_MARKER, 1)[1] if PROFILE_MARKER in text else None
+    report = None
+    for line in text.splitlines():
+        if line.startswith(DATA_MARKER) and line.endswith("-->"):
+            try:
+                report = Report(**json.loads(line[len(DATA_MARKER) : -3]))
+            except (TypeError, ValueError):
+                report = None
+    return report, tail
+
+
+# --------------------------------------------------------------------------- main
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Parse the command line."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument(
+        "--sizes",
+        default="100k,1m,10m",
+        help="comma-separated sizes in orders (100k, 1m, 10m or e.g. 250k); default all three",
+    )
+    p.add_argument("--skip-plain", action="store_true", help="do not run the plain script")
+    p.add_argument(
+        "--skip-overhead", action="store_true", help="do not run the tiny fixed-overhead dataset"
+    )
+    p.add_argument(
+        "--render-only",
+        action="store_true",
+        help="run nothing; rewrite the output from the results embedded in it",
+    )
+    p.add_argument("--output", type=Path, default=ROOT / "docs" / "benchmarks.md")
+    p.add_argument(
+        "--reuse-data",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="reuse cached datasets under data/bench/ (default on)",
+    )
+    p.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    p.add_argument("--end", type=date.fromisoformat, default=DEFAULT_END, help="as-of date")
+    p.add_argument("--timeout", type=float, default=3600, help="seconds allowed per crm run")
+    p.add_argument(
+        "--plain-timeout", type=float, default=1800, help="seconds allowed per plain script run"
+    )
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the requested sizes and (re)write the benchmark report."""
+    args = parse_args(argv)
+    sizes = [parse_size(s) for s in args.sizes.split(",") if s.strip()]
+
+    def say(msg: str) -> None:
+        print(msg, flush=True)
+
+    machine = machine_info()
+    output = args.output if args.output.is_absolute() else ROOT / args.output
+    previous, tail = load_previous(output)
+    report = Report(
+        written=datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
+        machine=machine,
+        seed=args.seed,
+        end=args.end.isoformat(),
+    )
+    if previous and previous.seed == args.seed and previous.end == report.end:
+        report.sizes = dict(previous.sizes)
+        report.overhead = previous.overhead
+    say(f"machine: {_machine_line(machine)}")
+    today = date.today().isoformat()
+
+    if args.render_only:
+        if previous is None:
+            say(f"no results embedded in {output}; nothing to render")
+            return 1
+        previous.written = report.written
+        output.write_text(render(previous, SIZES, tail), encoding="utf-8")
+        say(f"re-rendered {output}")
+        return 0
+
+    if not args.skip_overhead:
+        label, members = TINY
+        ds = ensure_dataset(label, members, args.seed, args.end, args.reuse_data, say)
+        say(f"[{label}] crm run (fixed overhead) ...")
+        ours = run_ours(label, args.end, args.timeout)
+        report.overhead = {**ours, "orders": ds["orders"], "members": members, "measured": today}
+        say(f"[{label}] {ours['wall_seconds']:.1f} s, success={ours['success']} {ours['failure']}")
+
+    for label, members in sizes:
+        ds = ensure_dataset(label, members, args.seed, args.end, args.reuse_data, say)
+        say(f"[{label}] crm run ...")
+        ours = run_ours(label, args.end, args.timeout)
+        say(
+            f"[{label}] crm run {ours['wall_seconds']:.1f} s, peak {_gib(ours['peak_kib'])}, "
+            f"success={ours['success']} {ours['failure'] or ''}"
+        )
+        plain = None
+        if not args.skip_plain:
+            say(f"[{label}] plain script ...")
+            plain = run_plain(label, args.end, args.plain_timeout)
+            say(
+                f"[{label}] plain {plain['wall_seconds']:.1f} s, peak {_gib(plain['peak_kib'])}, "
+                f"success={plain['success']} {plain['failure'] or ''}"
+            )
+        report.sizes[label] = {
+            "dataset": ds,
+            "ours": ours,
+            "plain": plain,
+            "measured": today,
+            "machine": machine,
+        }
+        # Write after every size so a long run leaves its partial results behind.
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(render(report, SIZES, tail), encoding="utf-8")
+
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(render(report, SIZES, tail), encoding="utf-8")
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
+    (DATA_DIR / "results.json").write_text(json.dumps(asdict(report), indent=2), encoding="utf-8")
+    say(f"wrote {output.relative_to(ROOT) if output.is_relative_to(ROOT) else output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,55 @@
+{# SQL for the campaign playbook (var `playbook`, validated in Python). #}
+
+{% macro sql_literal(value) -%}
+    {%- if value is none -%}null
+    {%- elif value is string -%}'{{ value | replace("'", "''") }}'
+    {%- elif value is sameas true -%}true
+    {%- elif value is sameas false -%}false
+    {%- else -%}{{ value }}
+    {%- endif -%}
+{%- endmacro %}
+
+{# One audience (a mapping of filters, ANDed; `any_of` ORs sub-audiences) as a SQL condition. #}
+{% macro audience_condition(audience) -%}
+    {%- set parts = [] -%}
+    {%- for key, value in audience.items() -%}
+        {%- if key == 'min' -%}
+            {%- for col, bound in value.items() -%}{%- do parts.append(col ~ ' >= ' ~ bound) -%}{%- endfor -%}
+        {%- elif key == 'max' -%}
+            {%- for col, bound in value.items() -%}{%- do parts.append(col ~ ' <= ' ~ bound) -%}{%- endfor -%}
+        {%- elif key == 'birthday_in_campaign_month' -%}
+            {%- do parts.append(('' if value else 'not ') ~ 'coalesce(birthday_in_campaign_month, false)') -%}
+        {%- elif key == 'any_of' -%}
+            {%- set alts = [] -%}
+            {%- for sub in value -%}{%- do alts.append('(' ~ audience_condition(sub) ~ ')') -%}{%- endfor -%}
+            {%- do parts.append('(' ~ alts | join(' or ') ~ ')') -%}
+        {%- else -%}
+            {%- set lits = [] -%}
+            {%- for v in value -%}{%- do lits.append(sql_literal(v)) -%}{%- endfor -%}
+            {%- do parts.append(key ~ ' in (' ~ lits | join(', ') ~ ')') -%}
+        {%- endif -%}
+    {%- endfor -%}
+    {{ parts | join(' and ') if parts else 'true' }}
+{%- endmacro %}
+
+{# The ranking score of a list (higher = contact first). #}
+{% macro rank_expression(rank_by) -%}
+    {%- set exprs = {
+        'winback_value': 'p_purchase_60d * expected_order_value',
+        'clv_at_risk': '(1 - p_purchase_90d) * predicted_clv_12m',
+        'predicted_clv_12m': 'predicted_clv_12m',
+        'p_purchase_90d': 'p_purchase_90d',
+        'p_purchase_60d': 'p_purchase_60d',
+        'monetary_total': 'cast(monetary_total as double)',
+        'recency': '-1.0 * days_since_last_purchase',
+    } -%}
+    {%- if rank_by not in exprs -%}
+        {{ exceptions.raise_compiler_error("unknown rank_by " ~ rank_by) }}
+    {%- endif -%}
+    cast({{ exprs[rank_by] }} as double)
+{%- endmacro %}
+
+{# Stable 0..1 bucket from text: md5, first 32 bits. Same inputs, same split, any engine. #}
+{% macro stable_bucket(expr) -%}
+    (cast(('0x' || substr(md5({{ expr }}), 1, 8)) as ubigint) / 4294967296.0)
+{%- endmacro %}

@@ -1,0 +1,56 @@
+-- Every (list, member) audience row with whether the member can be contacted for
+-- that list, by which channel, and which single list the member is assigned to:
+-- sendable = marketing consent, not on the do-not-contact list, and a contact
+-- detail for one of the list's channels (the first one in the list's order);
+-- assigned = the highest-priority list (lowest number) the member is sendable for.
+{%- set pb = var('playbook') %}
+with
+
+audiences as (
+
+    select a.list_name, a.list_priority, a.score, m.*
+    from {{ ref('campaign_audiences') }} as a
+    inner join {{ ref('campaign_members') }} as m on a.member_id = m.member_id
+
+),
+
+channelled as (
+
+    select
+        *,
+        {%- if pb.lists | length > 0 %}
+        case list_name
+            {%- for cl in pb.lists %}
+            when {{ sql_literal(cl.name) }} then case
+                {%- for ch in cl.channels %}
+                when {{ ch }}_ok then '{{ ch }}'
+                {%- endfor %}
+            end
+            {%- endfor %}
+        end as channel
+        {%- else %}
+        cast(null as varchar) as channel
+        {%- endif %}
+    from audiences
+
+),
+
+final as (
+
+    select
+        *,
+        has_consent and not is_suppressed and channel is not null as is_sendable,
+        coalesce(
+            has_consent and not is_suppressed and channel is not null
+            and row_number() over (
+                partition by member_id
+                order by (has_consent and not is_suppressed and channel is not null) desc,
+                         list_priority
+            ) = 1,
+            false
+        ) as is_assigned
+    from channelled
+
+)
+
+select * from final

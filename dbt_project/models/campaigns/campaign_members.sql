@@ -1,0 +1,121 @@
+-- Everything a campaign audience can filter or rank on, one row per member, plus
+-- whether and how the member may be contacted. Scores are used only when they
+-- were computed for this as-of date (stale scores are never used as new).
+{%- set pb = var('playbook') %}
+with
+
+lifecycle as (
+
+    select * from {{ ref('customer_lifecycle') }}
+
+),
+
+rfm as (
+
+    select * from {{ ref('customer_rfm') }}
+
+),
+
+scores as (
+
+    select * from {{ source('model', 'customer_scores') }}
+    where as_of_date = {{ as_of_date() }}
+
+),
+
+members as (
+
+    select * from {{ ref('int_members_unioned') }}
+
+),
+
+suppression as (
+
+    select * from {{ ref('stg_shop__suppression') }}
+
+),
+
+push_reachable as (
+
+    select distinct member_id
+    from {{ ref('stg_shop__orders') }}
+    where order_date <= {{ as_of_date() }}
+    {%- if pb.push_channels %}
+      and channel in ({% for c in pb.push_channels %}{{ sql_literal(c) }}{{ ", " if not loop.last }}{% endfor %})
+    {%- else %}
+      and false
+    {%- endif %}
+
+),
+
+contacts as (
+
+    select
+        member_id,
+        case
+            when regexp_full_match(phone, '1[3-9][0-9]{9}') then '+86' || phone
+            when regexp_full_match(phone, '861[3-9][0-9]{9}') then '+' || phone
+            when regexp_full_match(phone, '\+[1-9][0-9]{7,14}') then phone
+        end as phone_e164,
+        case when regexp_full_match(email, '[^@\s]+@[^@\s]+\.[^@\s]+') then email end as email
+    from members
+
+),
+
+final as (
+
+    select
+        m.member_id,
+        l.lifecycle_stage,
+        l.days_since_last_purchase,
+        {{ dbt.datediff('l.first_purchase_date', as_of_date(), 'day') }} as days_since_first_purchase,
+        r.recency_days,
+        r.frequency,
+        r.monetary_total,
+        r.r_score,
+        r.f_score,
+        r.m_score,
+        r.rfm_segment,
+        r.r_group,
+        r.f_group,
+        r.rf_cell,
+        s.p_alive,
+        s.p_purchase_60d,
+        s.p_purchase_90d,
+        s.expected_purchases_90d,
+        s.expected_order_value,
+        s.predicted_clv_12m,
+        s.churn_risk,
+        s.value_tier,
+        s.model_version,
+        m.name,
+        m.gender,
+        m.city,
+        m.acquisition_channel,
+        month(m.birthday) = month({{ dbt.dateadd('day', 1, as_of_date()) }}) as birthday_in_campaign_month,
+        c.phone_e164,
+        c.email,
+        {% if pb.consent == 'opt_out' -%}
+        coalesce(m.marketing_consent, true) as has_consent,
+        {%- else -%}
+        coalesce(m.marketing_consent, false) as has_consent,
+        {%- endif %}
+        exists (
+            select 1 from suppression as x
+            where x.member_id = m.member_id
+               or (x.phone is not null and x.phone in (m.phone, c.phone_e164))
+               or (x.email is not null and x.email = c.email)
+        ) as is_suppressed,
+        c.phone_e164 is not null as sms_ok,
+        c.email is not null as email_ok,
+        p.member_id is not null as push_ok
+    from members as m
+    inner join lifecycle as l on m.member_id = l.member_id
+    left join rfm as r on m.member_id = r.member_id
+    left join scores as s on m.member_id = s.member_id
+    left join contacts as c on m.member_id = c.member_id
+    left join push_reachable as p on m.member_id = p.member_id
+
+)
+
+select * from final
