@@ -87,14 +87,17 @@ def _failure_reason(result: dg.ExecuteInProcessResult) -> tuple[str, str | None]
     for event in result.all_events:
         if event.event_type_value == "STEP_FAILURE":
             error = event.step_failure_data.error
+            innermost = error
             while error is not None:
                 if error.cls_name in {"CrmError", "WarehouseBusyError", "ModelError"}:
                     return f"{event.step_key}: {error.message.split(': ', 1)[-1].strip()}", None
+                innermost = error
                 error = error.cause or getattr(error, "context", None)
-            msg = event.step_failure_data.error.message.strip().splitlines()[0]
+            first_line = innermost.message.strip().splitlines()[0] if innermost.message else ""
             return (
-                f"{event.step_key}: {msg}",
-                "see the run in the Dagster UI (crm ui) or re-run with --debug",
+                f"{event.step_key}: {first_line}",
+                "a bug rather than bad input; see the run in the Dagster UI (crm ui) "
+                "or re-run with --debug",
             )
     return "the run failed", "see the run in the Dagster UI (crm ui)"
 

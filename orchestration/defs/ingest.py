@@ -4,9 +4,10 @@ import dagster as dg
 
 from orchestration.defs.resources import PipelineSettings
 from orchestration.lib import landing
-from orchestration.lib.warehouse import connect, markdown_table
+from orchestration.lib.warehouse import WarehouseBusyError, connect, markdown_table
 
-RETRY = dg.RetryPolicy(max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTIAL)
+# A locked warehouse (another process briefly holding DuckDB's write lock) is the
+# one transient failure here: it is retried (RetryRequested); bad files are not.
 
 
 def _load(context: dg.AssetExecutionContext, crm: PipelineSettings, entity: landing.Entity):
@@ -16,9 +17,12 @@ def _load(context: dg.AssetExecutionContext, crm: PipelineSettings, entity: land
         f"loading {entity.name} from {len(files)} file(s) in {s.landing_dir}: "
         + ", ".join(p.name for p in files)
     )
-    with connect(s.warehouse) as con:
-        report = landing.load_entity(con, entity, files)
-        preview = con.sql(f"select * from raw.{entity.name} limit 5").df()
+    try:
+        with connect(s.warehouse) as con:
+            report = landing.load_entity(con, entity, files)
+            preview = con.sql(f"select * from raw.{entity.name} limit 5").df()
+    except WarehouseBusyError as exc:
+        raise dg.RetryRequested(max_retries=2, seconds_to_wait=5) from exc
     for note in report.notes:
         context.log.warning(note)
     return dg.MaterializeResult(
@@ -37,7 +41,6 @@ def _load(context: dg.AssetExecutionContext, crm: PipelineSettings, entity: land
     key="raw_orders",
     group_name="ingest",
     kinds={"duckdb", "csv"},
-    retry_policy=RETRY,
     description=(
         "Every row of the landed orders files (`orders*.csv|.txt|.parquet` in CRM_LANDING_DIR) "
         "as text in `raw.orders`, with `_source_file` and `_source_row`. CSV encodings UTF-8, "
@@ -53,7 +56,6 @@ def raw_orders(context: dg.AssetExecutionContext, crm: PipelineSettings) -> dg.M
     key="raw_members",
     group_name="ingest",
     kinds={"duckdb", "csv"},
-    retry_policy=RETRY,
     description=(
         "Every row of the landed members files (`members*.csv|.txt|.parquet`) as text in "
         "`raw.members`. The file is optional: without it the table is empty and members are "
@@ -68,7 +70,6 @@ def raw_members(context: dg.AssetExecutionContext, crm: PipelineSettings) -> dg.
     key="raw_suppression",
     group_name="ingest",
     kinds={"duckdb", "csv"},
-    retry_policy=RETRY,
     description=(
         "The do-not-contact list (`suppression*.csv|.parquet` in the landing folder, optional) "
         "in `raw.suppression`: any of member_id, phone, email (+ reason). Matching members are "

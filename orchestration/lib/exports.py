@@ -78,8 +78,9 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def normalise_phone(phone: str | None) -> str | None:
-    if not phone:
+def normalise_phone(phone: object) -> str | None:
+    """E.164: 11-digit mainland mobiles get +86; other numbers keep their digits."""
+    if not isinstance(phone, str) or not phone.strip():
         return None
     digits = "".join(ch for ch in phone if ch.isdigit())
     if len(digits) == 11 and digits.startswith("1"):
@@ -87,8 +88,9 @@ def normalise_phone(phone: str | None) -> str | None:
     return "+" + digits if digits else None
 
 
-def normalise_email(email: str | None) -> str | None:
-    return email.strip().lower() if email and "@" in email else None
+def normalise_email(email: object) -> str | None:
+    """Trimmed, lower-case; None when it is not an address."""
+    return email.strip().lower() if isinstance(email, str) and "@" in email else None
 
 
 def _sha(value: str | None) -> str | None:

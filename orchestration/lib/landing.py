@@ -186,7 +186,7 @@ def _scan_sql(path: Path) -> str:
     delim = _sniff_delimiter(header)
     return (
         f"read_csv({_sql_str(str(path))}, header=true, all_varchar=true, delim={_sql_str(delim)},"
-        " quote='\"', escape='\"', null_padding=true, auto_detect=false,"
+        " quote='\"', escape='\"', null_padding=true, auto_detect=false, strict_mode=false,"
         " columns=" + _columns_struct(header, delim) + ")"
     )
 
@@ -221,7 +221,13 @@ def load_entity(
     with _open_all(files) as opened:
         for path, readable, encoding in opened:
             scan = _scan_sql(readable)
-            described = con.sql(f"DESCRIBE SELECT * FROM {scan}").fetchall()
+            try:
+                described = con.sql(f"DESCRIBE SELECT * FROM {scan}").fetchall()
+            except duckdb.Error as exc:
+                raise CrmError(
+                    f"{path.name}: cannot be read as {'Parquet' if encoding == 'binary' else 'CSV'}"
+                    f" ({str(exc).splitlines()[0]}); export it again as CSV or Parquet"
+                ) from exc
             present = {}
             for col_name, *_ in described:
                 present.setdefault(_canonical(col_name), col_name)
@@ -266,7 +272,13 @@ def load_entity(
             )
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
         tmp = f"{schema}._load_{entity.name}"
-        con.execute(f"CREATE OR REPLACE TABLE {tmp} AS {body}")
+        try:
+            con.execute(f"CREATE OR REPLACE TABLE {tmp} AS {body}")
+        except duckdb.Error as exc:
+            raise CrmError(
+                f"{entity.name} files {', '.join(report.files)} could not be parsed: "
+                f"{str(exc).splitlines()[0]}; check quoting and delimiters, then land them again"
+            ) from exc
     counts = con.sql(f"SELECT _source_file, count(*) FROM {tmp} GROUP BY 1").fetchall()
     report.rows_per_file = {name: n for name, n in counts}
     report.rows = sum(report.rows_per_file.values())

@@ -216,13 +216,103 @@ def test_invalid_features_raise_model_error() -> None:
         histogram(stray)
 
 
-def test_pareto_warm_start_reaches_the_same_optimum(monkeypatch, cdnow: pd.DataFrame) -> None:
-    hist = histogram(cdnow)
-    cold = pm.fit_purchase_model("pareto_nbd", hist, "week")
-    monkeypatch.setattr(pm, "PARETO_WARM_START_ROWS", 200)  # CDNOW has 1016 rows
+def _simulate_pareto_nbd(n: int, r: float, alpha: float, s: float, beta: float, seed: int):
+    """Pareto/NBD customers: Gamma purchase and dropout rates, whole-day recency."""
+    rng = np.random.default_rng(seed)
+    age = rng.integers(1, 365, n) / 7.0  # weeks, observed 1-364 days
+    lam = rng.gamma(r, 1.0 / alpha, n)
+    mu = rng.gamma(s, 1.0 / beta, n)
+    active = np.minimum(rng.exponential(1.0 / mu), age)
+    x = rng.poisson(lam * active)
+    last = active * rng.random(n) ** (1.0 / np.maximum(x, 1))  # max of x uniforms
+    t_x = np.where(x > 0, np.floor(last * 7.0) / 7.0, 0.0)
+    return pd.DataFrame({"frequency": x, "recency": t_x, "T": age})
+
+
+PARETO_CASES = [
+    (0.55, 10.58, 0.61, 11.67),  # CDNOW
+    (1.87, 18.3, 14.9, 1297.0),  # weakly identified dropout, beta >> alpha
+    (0.3, 40.0, 0.05, 0.2),  # beta << alpha
+    (2.5, 3.0, 2.0, 3.0),
+]
+
+
+@pytest.mark.parametrize("params", PARETO_CASES)
+def test_pareto_likelihood_and_gradient_match_lifetimes(cdnow: pd.DataFrame, params) -> None:
+    x, t_x, age, w = pm._hist_arrays(histogram(_simulate_pareto_nbd(3000, *params, seed=1)))
+    values = np.array(params)
+    lik = pm._ParetoLikelihood(x, t_x, age, w, 0.0)
+    mean_ll, grad = lik.mean_log_likelihood(values)
+    with np.errstate(all="ignore"):
+        rows = lifetimes.ParetoNBDFitter._conditional_log_likelihood(values, x, t_x, age)
+    assert np.all(np.isfinite(rows))
+    assert mean_ll == pytest.approx(np.dot(w, rows) / w.sum(), rel=1e-11)
+    for i in range(4):
+        step = np.zeros(4)
+        step[i] = 1e-6 * values[i]
+        up, _ = lik.mean_log_likelihood(values + step)
+        down, _ = lik.mean_log_likelihood(values - step)
+        assert grad[i] == pytest.approx((up - down) / (2 * step[i]), rel=1e-5, abs=1e-9), i
+
+
+def test_pareto_dropout_integral_matches_closed_form() -> None:
+    """Quadrature against the hypergeometric closed form over wide parameter ranges."""
+    from ml.formulas import _log_integral
+
+    rng = np.random.default_rng(3)
+    n = 4000
+    hi = rng.uniform(0.1, 700.0, n)
+    lo = np.where(rng.random(n) < 0.2, 0.0, hi * rng.random(n))
+    m = np.exp(rng.uniform(np.log(0.05), np.log(10.0), n)) + rng.integers(0, 300, n)
+    for k, A, B in [
+        (1.61, 10.58, 11.67),
+        (15.9, 18.3, 1297.0),
+        (1.05, 40.0, 0.2),
+        (301.0, 0.5, 9e4),
+    ]:
+        ours = pm._pareto_dropout_integral(lo, hi, m, k, A, B)[0]
+        with np.errstate(all="ignore"):
+            exact = _log_integral(lo, hi, m, k, A, B)
+        ok = np.isfinite(exact)
+        assert ok.mean() > 0.9
+        np.testing.assert_allclose(ours[ok], exact[ok], rtol=0, atol=1e-8)
+
+
+def test_pareto_fit_matches_lifetimes_fitter_on_simulated_data() -> None:
+    """About 10k customers: our L-BFGS-B fit reaches lifetimes' Nelder-Mead optimum."""
+    sim = _simulate_pareto_nbd(10_000, 0.8, 12.0, 0.7, 25.0, seed=11)
+    hist = histogram(sim)
     x, t_x, age, w = pm._hist_arrays(hist)
-    assert not np.allclose(pm._pareto_start(x, t_x, age, w, 0.0), 1.0)
-    warm = pm.fit_purchase_model("pareto_nbd", hist, "week")
-    for key, value in cold.params.items():
-        assert warm.params[key] == pytest.approx(value, rel=2e-3), key
-    assert warm.log_likelihood == pytest.approx(cold.log_likelihood, abs=0.01)
+    ours = pm.fit_purchase_model("pareto_nbd", hist, "week")
+    assert ours.penalizer == 0.0
+    with np.errstate(all="ignore"):
+        theirs = lifetimes.ParetoNBDFitter().fit(x, t_x, age, weights=w, initial_params=np.ones(4))
+    their_params = {p: float(theirs.params_[p]) for p in ("r", "alpha", "s", "beta")}
+    their_ll = pm._log_likelihood("pareto_nbd", their_params, x, t_x, age, w)
+    assert ours.log_likelihood == pytest.approx(their_ll, rel=1e-3)
+    assert ours.log_likelihood >= their_ll - 1e-6 * abs(their_ll)  # at least as good
+    for key, value in their_params.items():
+        assert ours.params[key] == pytest.approx(value, rel=0.02), key
+    assert ours.fitter.params_["s"] == ours.params["s"]
+    assert ours.fitter.penalizer_coef == 0.0
+
+
+def test_pareto_fit_is_deterministic(cdnow: pd.DataFrame) -> None:
+    hist = histogram(cdnow)
+    first = pm.fit_purchase_model("pareto_nbd", hist, "week")
+    second = pm.fit_purchase_model("pareto_nbd", hist, "week")
+    assert first.params == second.params
+    assert first.log_likelihood == second.log_likelihood
+
+
+def test_pareto_run_off_escalates_the_penalizer_quickly() -> None:
+    """Homogeneous dropout rates: s and beta run off together without a penalty."""
+    sim = _simulate_pareto_nbd(8000, 0.8, 10.0, 1e6, 1e8, seed=5)
+    x, t_x, age, w = pm._hist_arrays(histogram(sim))
+    with pytest.raises(pm._ParetoRunOff, match="s and beta ran off together"):
+        pm._fit_pareto_nbd(x, t_x, age, w, 0.0)
+    fit = pm.fit_purchase_model("pareto_nbd", histogram(sim), "week")
+    assert fit.penalizer > 0.0
+    assert fit.params["s"] <= pm.PARETO_MAX_SHAPE
+    assert all(pm.PARAM_RANGE[0] < v < pm.PARAM_RANGE[1] for v in fit.params.values())
+    assert np.isfinite(fit.log_likelihood)
