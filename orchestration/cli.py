@@ -61,6 +61,11 @@ def _set_env(name: str, value: object | None) -> None:
 @click.option("--warehouse", type=click.Path(path_type=Path), help="DuckDB file (CRM_WAREHOUSE).")
 @click.option("--exports", type=click.Path(path_type=Path), help="Export folder (CRM_EXPORT_DIR).")
 @click.option("--models", type=click.Path(path_type=Path), help="Model folder (CRM_MODELS_DIR).")
+@click.option(
+    "--groups",
+    help="Only these asset groups, comma-separated (ingest, transform, model, campaigns); "
+    "e.g. ingest,transform for RFM and lifecycle without the CLV model.",
+)
 @click.option("--quiet", is_flag=True, help="Only print the summary.")
 def run(
     as_of: str | None,
@@ -68,6 +73,7 @@ def run(
     warehouse: Path | None,
     exports: Path | None,
     models: Path | None,
+    groups: str | None,
     quiet: bool,
 ) -> None:
     """Materialize the whole asset graph (ingest → dbt → model → lists) once."""
@@ -79,7 +85,8 @@ def run(
 
     from orchestration.runner import run_pipeline  # heavy imports only when running
 
-    outcome = run_pipeline(progress=None if quiet else click.echo)
+    selected = [g.strip() for g in groups.split(",") if g.strip()] if groups else None
+    outcome = run_pipeline(progress=None if quiet else click.echo, groups=selected)
     click.echo(outcome.summary)
     if not outcome.success:
         _fail(outcome.failure or "the run failed", outcome.hint)

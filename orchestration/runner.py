@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 
 import dagster as dg
 
+from orchestration.errors import CrmError
+from orchestration.lib.run_guard import ensure_not_running
 from orchestration.lib.summary import build_summary
-from orchestration.lib.warehouse import connect
 from orchestration.settings import load_settings
 
 
@@ -104,14 +105,14 @@ def _failure_reason(result: dg.ExecuteInProcessResult) -> tuple[str, str | None]
 
 def run_pipeline(
     progress: Callable[[str], None] | None = None,
-    asset_selection: list[dg.AssetKey] | None = None,
+    groups: list[str] | None = None,
 ) -> RunOutcome:
+    """Materialize the job (or only the asset groups given, e.g. ["ingest", "transform"])."""
     s = load_settings()
     s.export_env()
     s.ensure_dagster_home()
     # A second run against a warehouse in use stops at once, before touching anything.
-    with connect(s.warehouse):
-        pass
+    ensure_not_running(s.warehouse)
 
     from orchestration.definitions import defs
 
@@ -119,6 +120,13 @@ def run_pipeline(
     handler = _ProgressHandler(
         (lambda line: print(line, file=out, flush=True)) if progress else (lambda _line: None)
     )
+    asset_selection = None
+    if groups:
+        graph = defs.resolve_asset_graph()
+        known = {graph.get(k).group_name for k in graph.get_all_asset_keys()}
+        if unknown := sorted(set(groups) - known):
+            raise CrmError(f"unknown asset group(s) {unknown}; choose from {sorted(known)}")
+        asset_selection = sorted(dg.AssetSelection.groups(*groups).resolve(graph))
     job = defs.resolve_job_def("crm_job").with_logger_defs({"progress": _progress_logger(handler)})
     if progress:
         progress(f"crm run as of {s.as_of}: landing {s.landing_dir}, warehouse {s.warehouse}")

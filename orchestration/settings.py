@@ -131,8 +131,12 @@ class Settings:
         return self.dagster_home
 
     def export_env(self) -> None:
-        """Publish the paths dbt's profiles.yml and Dagster read from the environment."""
-        os.environ["CRM_WAREHOUSE"] = str(self.warehouse)
+        """Publish the paths dbt's profiles.yml and Dagster read from the environment.
+
+        CRM_ACTIVE_WAREHOUSE is the file this run writes (a working copy during a
+        run, see orchestration.lib.run_guard); CRM_WAREHOUSE stays the user's setting.
+        """
+        os.environ["CRM_ACTIVE_WAREHOUSE"] = str(self.warehouse)
         os.environ["DAGSTER_HOME"] = str(self.dagster_home)
         os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
 

@@ -255,27 +255,35 @@ def test_pareto_likelihood_and_gradient_match_lifetimes(cdnow: pd.DataFrame, par
         assert grad[i] == pytest.approx((up - down) / (2 * step[i]), rel=1e-5, abs=1e-9), i
 
 
-def test_pareto_dropout_integral_matches_closed_form() -> None:
-    """Quadrature against the hypergeometric closed form over wide parameter ranges."""
-    from ml.formulas import _log_integral
+def _log_integral_brute_force(lo, hi, m, k, A, B, panels=2000, nodes=8):
+    """Composite Gauss-Legendre on t = log(min(A, B) + v): slow but plainly correct."""
+    y, wq = np.polynomial.legendre.leggauss(nodes)
+    c = min(A, B)
+    out = np.empty(len(lo))
+    for i in range(len(lo)):
+        edges = np.linspace(np.log(c + lo[i]), np.log(c + hi[i]), panels + 1)
+        half = 0.5 * np.diff(edges)[:, None]
+        t = (edges[:-1, None] + half * (y + 1.0)).ravel()
+        v = np.exp(t) - c
+        g = t - m[i] * np.log(A + v) - k * np.log(B + v)
+        out[i] = g.max() + np.log(np.sum((half * wq).ravel() * np.exp(g - g.max())))
+    return out
 
+
+@pytest.mark.parametrize(
+    ("k", "A", "B"),
+    [(1.61, 10.58, 11.67), (15.9, 18.3, 1297.0), (1.05, 40.0, 0.2), (2.7, 1390.0, 0.02)],
+)
+def test_pareto_dropout_integral_is_accurate(k, A, B) -> None:
+    """Quadrature vs brute force over wide ranges (scipy's hyp2f1 closed form loses
+    digits or returns NaN in parts of this range, e.g. beta << alpha with large x)."""
     rng = np.random.default_rng(3)
-    n = 4000
+    n = 400
     hi = rng.uniform(0.1, 700.0, n)
-    lo = np.where(rng.random(n) < 0.2, 0.0, hi * rng.random(n))
+    lo = np.where(rng.random(n) < 0.3, 0.0, hi * rng.random(n))
     m = np.exp(rng.uniform(np.log(0.05), np.log(10.0), n)) + rng.integers(0, 300, n)
-    for k, A, B in [
-        (1.61, 10.58, 11.67),
-        (15.9, 18.3, 1297.0),
-        (1.05, 40.0, 0.2),
-        (301.0, 0.5, 9e4),
-    ]:
-        ours = pm._pareto_dropout_integral(lo, hi, m, k, A, B)[0]
-        with np.errstate(all="ignore"):
-            exact = _log_integral(lo, hi, m, k, A, B)
-        ok = np.isfinite(exact)
-        assert ok.mean() > 0.9
-        np.testing.assert_allclose(ours[ok], exact[ok], rtol=0, atol=1e-8)
+    ours = pm._pareto_dropout_integral(lo, hi, m, k, A, B)[0]
+    np.testing.assert_allclose(ours, _log_integral_brute_force(lo, hi, m, k, A, B), atol=1e-9)
 
 
 def test_pareto_fit_matches_lifetimes_fitter_on_simulated_data() -> None:
