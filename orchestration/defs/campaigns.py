@@ -112,9 +112,13 @@ def build_campaign_assets() -> list[dg.AssetsDefinition]:
             targets, export_dir=s.export_dir, as_of=s.as_of, run_id=context.run_id,
             lists=lists, hashed_audience=s.export_hashed_audience,
         )  # fmt: skip
+        if not result.published:
+            context.log.warning(result.reason)
+            return dg.MaterializeResult(metadata={"published": False, "reason": result.reason})
         m = result.manifest
         return dg.MaterializeResult(
             metadata={
+                "published": True,
                 "folder": dg.MetadataValue.path(str(result.folder)),
                 "send": m["totals"]["send"],
                 "control": m["totals"]["control"],

@@ -31,8 +31,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import xlsxwriter
 
-from orchestration.errors import CrmError
-
 #: Columns every send file carries, then the contact detail its channel needs.
 LIST_COLUMNS = [
     ("member_id", "Member id"),
@@ -65,9 +63,10 @@ CONTROL_COLUMNS = [
 
 @dataclass(frozen=True)
 class ExportResult:
-    folder: Path
+    folder: Path | None
     manifest: dict
     published: bool
+    reason: str = ""
 
 
 def _sha256(path: Path) -> str:
@@ -149,9 +148,12 @@ def write_exports(
     """Write every list's files into a temp folder, then publish it as `<as-of>/`."""
     sends_total = int((~targets["is_control"]).sum()) if not targets.empty else 0
     if sends_total == 0:
-        raise CrmError(
-            "no member to contact in any list; the last good export in "
-            f"{export_dir} was kept (check consent, channels and the playbook audiences)"
+        return ExportResult(
+            folder=None,
+            manifest={},
+            published=False,
+            reason="no member to contact in any list (no consent or contact details?); "
+            f"nothing was published and the last good export in {export_dir} stays",
         )
     export_dir.mkdir(parents=True, exist_ok=True)
     tmp = export_dir / f".tmp-{as_of.isoformat()}-{run_id[:8]}"
