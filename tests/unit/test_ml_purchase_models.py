@@ -318,7 +318,7 @@ def test_pareto_run_off_escalates_the_penalizer_quickly() -> None:
     """Homogeneous dropout rates: s and beta run off together without a penalty."""
     sim = _simulate_pareto_nbd(8000, 0.8, 10.0, 1e6, 1e8, seed=5)
     x, t_x, age, w = pm._hist_arrays(histogram(sim))
-    with pytest.raises(pm._ParetoRunOff, match="s and beta ran off together"):
+    with pytest.raises(pm.ParetoConvergenceError, match="s and beta ran off together"):
         pm._fit_pareto_nbd(x, t_x, age, w, 0.0)
     fit = pm.fit_purchase_model("pareto_nbd", histogram(sim), "week")
     assert fit.penalizer > 0.0
