@@ -9,6 +9,23 @@ import pytest
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
+PATHS = {
+    "CRM_LANDING_DIR": "landing",
+    "CRM_WAREHOUSE": "warehouse.duckdb",
+    "CRM_EXPORT_DIR": "exports",
+    "CRM_MODELS_DIR": "models",
+    "DAGSTER_HOME": "dagster_home",
+}
+
+
+def point_env_at(mp: pytest.MonkeyPatch, root: Path, as_of: str | None = None) -> None:
+    """Every CRM_* path under `root` (landing files go to root/landing)."""
+    for name, sub in PATHS.items():
+        mp.setenv(name, str(root / sub))
+    if as_of:
+        mp.setenv("CRM_AS_OF", as_of)
+
+
 @pytest.fixture
 def crm_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Point every CRM_* path at a temp folder; returns that folder."""

@@ -37,46 +37,39 @@ def _load(context: dg.AssetExecutionContext, crm: PipelineSettings, entity: land
     )
 
 
-@dg.asset(
-    key="raw_orders",
-    group_name="ingest",
-    kinds={"duckdb", "csv"},
-    description=(
+DESCRIPTIONS = {
+    "orders": (
         "Every row of the landed orders files (`orders*.csv|.txt|.parquet` in CRM_LANDING_DIR) "
         "as text in `raw.orders`, with `_source_file` and `_source_row`. CSV encodings UTF-8, "
         "UTF-8 with BOM and GBK/GB18030 are detected. A missing required column stops the run "
         "naming the file and column; nothing is replaced then."
     ),
-)
-def raw_orders(context: dg.AssetExecutionContext, crm: PipelineSettings) -> dg.MaterializeResult:
-    return _load(context, crm, landing.ORDERS)
-
-
-@dg.asset(
-    key="raw_members",
-    group_name="ingest",
-    kinds={"duckdb", "csv"},
-    description=(
+    "members": (
         "Every row of the landed members files (`members*.csv|.txt|.parquet`) as text in "
         "`raw.members`. The file is optional: without it the table is empty and members are "
         "derived from orders."
     ),
-)
-def raw_members(context: dg.AssetExecutionContext, crm: PipelineSettings) -> dg.MaterializeResult:
-    return _load(context, crm, landing.MEMBERS)
-
-
-@dg.asset(
-    key="raw_suppression",
-    group_name="ingest",
-    kinds={"duckdb", "csv"},
-    description=(
+    "suppression": (
         "The do-not-contact list (`suppression*.csv|.parquet` in the landing folder, optional) "
         "in `raw.suppression`: any of member_id, phone, email (+ reason). Matching members are "
         "never in a send file."
     ),
+}
+
+
+def _ingest_asset(entity: landing.Entity) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=f"raw_{entity.name}",
+        group_name="ingest",
+        kinds={"duckdb", "csv"},
+        description=DESCRIPTIONS[entity.name],
+    )
+    def _asset(context: dg.AssetExecutionContext, crm: PipelineSettings) -> dg.MaterializeResult:
+        return _load(context, crm, entity)
+
+    return _asset
+
+
+raw_orders, raw_members, raw_suppression = (
+    _ingest_asset(landing.ENTITIES[name]) for name in ("orders", "members", "suppression")
 )
-def raw_suppression(
-    context: dg.AssetExecutionContext, crm: PipelineSettings
-) -> dg.MaterializeResult:
-    return _load(context, crm, landing.SUPPRESSION)

@@ -18,6 +18,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from tests.conftest import point_env_at
+
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "messy"
 pytestmark = pytest.mark.integration
 
@@ -27,14 +29,7 @@ def con(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("messy")
     shutil.copytree(FIXTURE, root / "landing")
     with pytest.MonkeyPatch.context() as mp:
-        for name, sub in [
-            ("CRM_LANDING_DIR", "landing"),
-            ("CRM_WAREHOUSE", "warehouse.duckdb"),
-            ("CRM_EXPORT_DIR", "exports"),
-            ("CRM_MODELS_DIR", "models"),
-            ("DAGSTER_HOME", "dagster_home"),
-        ]:
-            mp.setenv(name, str(root / sub))
+        point_env_at(mp, root)
         mp.setenv("CRM_AS_OF", "2024-06-30")
         from orchestration.runner import run_pipeline
 

@@ -22,6 +22,7 @@ import openpyxl
 import pytest
 
 from orchestration.lib.demo_data import generate_demo_data
+from tests.conftest import point_env_at
 
 pytestmark = pytest.mark.integration
 AS_OF = "2024-06-30"
@@ -70,14 +71,7 @@ def campaign_run(tmp_path_factory: pytest.TempPathFactory):
     generate_demo_data(root / "landing", members=1500, seed=11, end=date(2024, 6, 30))
     _add_hand_made(root / "landing")
     with pytest.MonkeyPatch.context() as mp:
-        for name, sub in [
-            ("CRM_LANDING_DIR", "landing"),
-            ("CRM_WAREHOUSE", "warehouse.duckdb"),
-            ("CRM_EXPORT_DIR", "exports"),
-            ("CRM_MODELS_DIR", "models"),
-            ("DAGSTER_HOME", "dagster_home"),
-        ]:
-            mp.setenv(name, str(root / sub))
+        point_env_at(mp, root)
         mp.setenv("CRM_AS_OF", AS_OF)
         mp.setenv("CRM_EXPORT_HASHED_AUDIENCE", "true")
         from orchestration.runner import run_pipeline

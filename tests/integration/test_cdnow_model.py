@@ -14,6 +14,7 @@ import duckdb
 import pytest
 
 from orchestration.lib.demo_data import write_cdnow
+from tests.conftest import point_env_at
 
 pytestmark = pytest.mark.integration
 AS_OF = "1997-09-30"
@@ -28,14 +29,7 @@ def cdnow(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("cdnow")
     write_cdnow(root / "landing", sample=True)
     with pytest.MonkeyPatch.context() as mp:
-        for name, sub in [
-            ("CRM_LANDING_DIR", "landing"),
-            ("CRM_WAREHOUSE", "warehouse.duckdb"),
-            ("CRM_EXPORT_DIR", "exports"),
-            ("CRM_MODELS_DIR", "models"),
-            ("DAGSTER_HOME", "dagster_home"),
-        ]:
-            mp.setenv(name, str(root / sub))
+        point_env_at(mp, root)
         mp.setenv("CRM_AS_OF", AS_OF)
         mp.setenv("CRM_TIME_UNIT", "week")
         from orchestration.runner import run_pipeline

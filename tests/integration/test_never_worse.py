@@ -11,6 +11,7 @@ import pytest
 
 from orchestration.errors import CrmError
 from orchestration.lib.run_guard import begin_run
+from tests.conftest import point_env_at
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "small"
 pytestmark = pytest.mark.integration
@@ -23,14 +24,7 @@ def _sha(path: Path) -> str:
 @pytest.fixture
 def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     shutil.copytree(FIXTURE, tmp_path / "landing")
-    for name, sub in [
-        ("CRM_LANDING_DIR", "landing"),
-        ("CRM_WAREHOUSE", "warehouse.duckdb"),
-        ("CRM_EXPORT_DIR", "exports"),
-        ("CRM_MODELS_DIR", "models"),
-        ("DAGSTER_HOME", "dagster_home"),
-    ]:
-        monkeypatch.setenv(name, str(tmp_path / sub))
+    point_env_at(monkeypatch, tmp_path)
     monkeypatch.setenv("CRM_AS_OF", "2024-06-30")
     return tmp_path
 

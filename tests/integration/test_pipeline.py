@@ -12,6 +12,8 @@ import pandas as pd
 import pytest
 from lifetimes.utils import summary_data_from_transaction_data
 
+from tests.conftest import point_env_at
+
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "small"
 AS_OF = "2024-06-30"
 pytestmark = pytest.mark.integration
@@ -22,12 +24,7 @@ def run(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("pipeline")
     shutil.copytree(FIXTURE, root / "landing")
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("CRM_LANDING_DIR", str(root / "landing"))
-        mp.setenv("CRM_WAREHOUSE", str(root / "warehouse.duckdb"))
-        mp.setenv("CRM_EXPORT_DIR", str(root / "exports"))
-        mp.setenv("CRM_MODELS_DIR", str(root / "models"))
-        mp.setenv("DAGSTER_HOME", str(root / "dagster_home"))
-        mp.setenv("CRM_AS_OF", AS_OF)
+        point_env_at(mp, root, AS_OF)
         from orchestration.runner import run_pipeline
 
         # the fixture is far too small for the CLV model: RFM and lifecycle only
