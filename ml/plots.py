@@ -7,8 +7,10 @@ no global pyplot state is touched and nothing is written to disk.
 from __future__ import annotations
 
 import io
+from datetime import date
 
 import numpy as np
+import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
@@ -159,4 +161,18 @@ def plot_holdout_by_frequency(result: BacktestResult) -> bytes:
     ax.set_ylabel("Mean purchases in the holdout")
     ax.set_title(f"Predicted vs actual purchases over a {result.holdout_days:g}-day holdout")
     ax.legend()
+    return _png(fig)
+
+
+def plot_tracking(series: pd.DataFrame, calibration_end: date, label: str) -> bytes:
+    """Weekly repeat purchases, actual vs predicted, with the calibration end marked."""
+    fig = Figure(figsize=(9, 3.8))
+    ax = fig.subplots()
+    ax.plot(series["week_start"], series["actual"], label="actual", color="#333333")
+    ax.plot(series["week_start"], series["predicted"], label=f"{label} (predicted)", ls="--")
+    ax.axvline(calibration_end, color="grey", ls=":", label="calibration end")
+    ax.set_ylabel("repeat purchases per week")
+    ax.set_title("Weekly repeat purchases of the calibration cohort")
+    ax.legend(loc="upper left")
+    fig.autofmt_xdate()
     return _png(fig)

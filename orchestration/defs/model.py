@@ -10,12 +10,14 @@ last good scores.
 import base64
 import json
 import math
+from datetime import timedelta
 
 import dagster as dg
+import pandas as pd
 
 from ml import backtest as bt
 from ml import histogram as hist
-from ml import model_card, plots, purchase_models, scoring, spend_model
+from ml import model_card, plots, purchase_models, scoring, spend_model, tracking
 from ml.errors import ModelError
 from orchestration.defs.resources import PipelineSettings
 from orchestration.errors import CrmError
@@ -87,7 +89,7 @@ def _skipped(context, s, reason: str):
 @dg.asset(
     group_name="model",
     kinds={"python", "duckdb"},
-    deps=["customer_features", "customer_features_backtest"],
+    deps=["customer_features", "customer_features_backtest", "repeat_purchases_weekly"],
     check_specs=MODEL_CHECKS,
     description=(
         "Fits BG/NBD, Pareto/NBD and MBG/NBD (lifetimes, on the weighted histogram of "
@@ -102,6 +104,7 @@ def clv_model(context: dg.AssetExecutionContext, crm: PipelineSettings):
     unit = s.time_unit
     with connect(s.warehouse, read_only=True) as con:
         features, calibration = store.read_features(con)
+        weekly = store.read_weekly_repeat_purchases(con)
     try:
         summary = purchase_models.check_fit_data(
             features, s.min_customers, s.min_repeat_customers, time_unit=unit
@@ -132,6 +135,7 @@ def clv_model(context: dg.AssetExecutionContext, crm: PipelineSettings):
         return
 
     version = f"{s.as_of.isoformat()}_{context.run_id[:8]}"
+    calibration_end = s.as_of - timedelta(days=s.holdout_days)
     selected = final[result.selected]
     beats = bt.beats_baseline(result)
     finite = _finite_positive(selected.params) and _finite_positive(spend.params)
@@ -152,6 +156,17 @@ def clv_model(context: dg.AssetExecutionContext, crm: PipelineSettings):
             max_recency=int(max(10, hist.to_model_units(features, unit)["T"].quantile(0.99))),
         ),
         "holdout_by_frequency.png": plots.plot_holdout_by_frequency(result),
+        "weekly_tracking.png": plots.plot_tracking(
+            tracking.tracking_series(
+                result.fitted[result.selected],
+                pd.Timestamp(calibration_end) - pd.to_timedelta(calibration["T"], unit="D"),
+                weekly,
+                start=(calibration_end - timedelta(days=int(calibration["T"].max()))),
+                end=s.as_of,
+            ),
+            calibration_end,
+            purchase_models.MODEL_LABELS.get(result.selected, result.selected),
+        ),
     }
     params_doc = {
         "model_version": version,
@@ -223,6 +238,7 @@ def clv_model(context: dg.AssetExecutionContext, crm: PipelineSettings):
             "decile_lift": dg.MetadataValue.md(_img(pngs["decile_lift.png"])),
             "p_alive_matrix": dg.MetadataValue.md(_img(pngs["p_alive_matrix.png"])),
             "holdout_by_frequency": dg.MetadataValue.md(_img(pngs["holdout_by_frequency.png"])),
+            "weekly_tracking": dg.MetadataValue.md(_img(pngs["weekly_tracking.png"])),
             "model_card": dg.MetadataValue.path(str(folder / "model_card.md")),
         }
     )

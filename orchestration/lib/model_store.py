@@ -72,6 +72,10 @@ def read_features(con: duckdb.DuckDBPyConnection) -> tuple[pd.DataFrame, pd.Data
     return features, calibration
 
 
+def read_weekly_repeat_purchases(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    return con.sql("select week_start, repeat_purchases from marts.repeat_purchases_weekly").df()
+
+
 def _num(value: Any) -> float | None:
     try:
         f = float(value)

@@ -92,6 +92,7 @@ def test_scores_and_artifacts_published(cdnow) -> None:
         "decile_lift.png",
         "p_alive_matrix.png",
         "holdout_by_frequency.png",
+        "weekly_tracking.png",
         "backtest_metrics.csv",
     ):
         assert (folder / name).stat().st_size > 0, name
