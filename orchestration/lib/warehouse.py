@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -37,7 +38,11 @@ def connect(
     deadline = time.monotonic() + wait_seconds
     while True:
         try:
-            con = duckdb.connect(str(path), read_only=read_only)
+            con = duckdb.connect(
+                str(path),
+                read_only=read_only,
+                config={"memory_limit": os.environ.get("CRM_DUCKDB_MEMORY_LIMIT", "3GB")},
+            )
             break
         except duckdb.IOException as exc:
             if not _is_lock_error(exc):
