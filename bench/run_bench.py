@@ -28,6 +28,7 @@ import math
 import os
 import platform
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -257,12 +258,10 @@ def stage_of(step: str) -> str:
 
 
 def _rm(path: Path) -> None:
-    if path.is_dir():
-        for child in path.iterdir():
-            _rm(child)
-        path.rmdir()
-    elif path.exists():
+    if path.is_symlink() or path.is_file():
         path.unlink()
+    elif path.is_dir():
+        shutil.rmtree(path)
 
 
 def run_ours(label: str, end: date, timeout: float) -> dict[str, Any]:

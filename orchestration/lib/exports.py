@@ -166,7 +166,11 @@ def write_exports(
             name = spec["name"]
             rows = targets[targets["list_name"] == name].sort_values(["list_rank"])
             columns = _columns_for(spec["channels"])
-            send = rows[~rows["is_control"]][[c for c, _ in columns]]
+            send = rows[~rows["is_control"]].copy()
+            # a row carries only the contact detail its own channel needs
+            send.loc[send["channel"] != "sms", "phone"] = None
+            send.loc[send["channel"] != "email", "email"] = None
+            send = send[[c for c, _ in columns]]
             control = rows[rows["is_control"]][[c for c, _ in CONTROL_COLUMNS]]
             outputs = {
                 f"{name}.csv": lambda p, d=send: _write_csv(d, p),

@@ -147,8 +147,11 @@ def test_send_files_exclude_control_and_unsendable_members(campaign_run) -> None
             for r in csv.DictReader((folder / f"{name}_control.csv").open(encoding="utf-8-sig"))
         }
         assert len(ctrl) == entry["control"] and ctrl <= control
-        # only the contact details the channels need; sms lists carry phone, no raw PII in hashes
-        assert set(rows[0]) == set(entry["columns"]) if rows else True
+        # only the contact detail each row's channel needs; no raw PII in the hashed file
+        assert all(set(r) == set(entry["columns"]) for r in rows)
+        for r in rows:
+            assert not r.get("email") or r["channel"] == "email"
+            assert not r.get("phone") or r["channel"] == "sms"
         hashed = (folder / f"{name}_audience_sha256.csv").read_text(encoding="utf-8-sig")
         assert "+86" not in hashed and "@" not in hashed
         for fname, meta in manifest["files"].items():
