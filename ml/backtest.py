@@ -384,9 +384,13 @@ def backtest(
     metrics: dict[str, BacktestMetrics] = {}
     deciles: dict[str, pd.DataFrame] = {}
     preds: dict[str, np.ndarray] = {}
+    # predictions depend only on (x, t_x, T): compute them once per distinct row
+    rows, inverse = np.unique(np.column_stack([x, t_x, age]), axis=0, return_inverse=True)
+    inverse = inverse.ravel()
+    ux, ut_x, uage = rows[:, 0], rows[:, 1], rows[:, 2]
     for name, model in fitted.items():
-        predicted = expected_purchases(name, model.params, horizon, x, t_x, age)
-        prob = p_purchase(name, model.params, horizon, x, t_x, age)
+        predicted = expected_purchases(name, model.params, horizon, ux, ut_x, uage)[inverse]
+        prob = p_purchase(name, model.params, horizon, ux, ut_x, uage)[inverse]
         metrics[name], deciles[name] = _metrics(name, ids, predicted, prob, actual)
         preds[name] = predicted
 
