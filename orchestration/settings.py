@@ -93,6 +93,7 @@ class Settings:
     min_repeat_customers: int
     playbook: Path
     export_hashed_audience: bool
+    duckdb_memory_limit: str
     dbt_project_dir: Path = field(default=DBT_PROJECT_DIR)
 
     @property
@@ -137,6 +138,7 @@ class Settings:
         run, see orchestration.lib.run_guard); CRM_WAREHOUSE stays the user's setting.
         """
         os.environ["CRM_ACTIVE_WAREHOUSE"] = str(self.warehouse)
+        os.environ["CRM_DUCKDB_MEMORY_LIMIT"] = self.duckdb_memory_limit
         os.environ["DAGSTER_HOME"] = str(self.dagster_home)
         os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
 
@@ -174,4 +176,5 @@ def load_settings() -> Settings:
         min_repeat_customers=_int("CRM_MIN_REPEAT_CUSTOMERS", 100, minimum=1),
         playbook=_path("CRM_PLAYBOOK", "campaigns.yml"),
         export_hashed_audience=_bool("CRM_EXPORT_HASHED_AUDIENCE", False),
+        duckdb_memory_limit=_env("CRM_DUCKDB_MEMORY_LIMIT", "3GB"),
     )

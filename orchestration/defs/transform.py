@@ -16,7 +16,7 @@ from orchestration.defs.resources import PipelineSettings, dbt_project
 from orchestration.errors import CrmError
 from orchestration.lib.dbt_manifest import ensure_manifest
 from orchestration.lib.playbook import load_playbook
-from orchestration.lib.warehouse import connect, counts, markdown_table, table_exists
+from orchestration.lib.warehouse import connect, counts, markdown_table
 from orchestration.settings import Settings
 
 
@@ -34,10 +34,15 @@ class CrmDbtTranslator(DagsterDbtTranslator):
         return "transform"
 
 
-def _mart_metadata(con, s: Settings, name: str) -> dict[str, Any]:
-    table = f"marts.{name}"
-    if not table_exists(con, table):
+def _table_metadata(con, s: Settings, name: str) -> dict[str, Any]:
+    found = con.execute(
+        "select table_schema from information_schema.tables where table_name = ? "
+        "and table_schema in ('marts', 'intermediate', 'staging', 'rules') order by 1",
+        [name],
+    ).fetchall()
+    if not found:
         return {}
+    table = f"{found[0][0]}.{name}"
     md: dict[str, Any] = {
         "dagster/row_count": con.execute(f"select count(*) from {table}").fetchall()[0][0],
         "as_of": s.as_of.isoformat(),
@@ -105,7 +110,7 @@ def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, s: Settings) 
         for event in events:
             if isinstance(event, dg.Output | dg.MaterializeResult) and hasattr(event, "metadata"):
                 key = _asset_name(event)
-                if key and (extra := _mart_metadata(con, s, key)):
+                if key and (extra := _table_metadata(con, s, key)):
                     event = event.with_metadata({**(event.metadata or {}), **extra})
             yield event
     if not invocation.is_successful():

@@ -47,10 +47,33 @@ def build_summary(s: Settings) -> str:
             if table_exists(con, table):
                 lines.append(f"  {title}:")
                 lines += [f"    {k:<20} {n:>10,}" for k, n in counts(con, table, col).items()]
-        if table_exists(con, "marts.customer_scores"):
-            n = scalar("select count(*) from marts.customer_scores")
-            lines.append(f"  customer scores: {n:,} rows")
+        if table_exists(con, "model.customer_scores"):
+            n, version = con.execute(
+                "select count(*), any_value(model_version) from model.customer_scores"
+            ).fetchall()[0]
+            lines.append(f"  customer scores: {n:,} customers, model {version}")
+        if table_exists(con, "model.clv_model_runs"):
+            rows = con.execute(
+                "select model, bt_rmse, baseline_rmse from model.clv_model_runs "
+                "where stage = 'final' and selected and model != 'gamma_gamma' "
+                "order by created_at desc limit 1"
+            ).fetchall()
+            if rows:
+                model, rmse, base = rows[0]
+                lines.append(
+                    f"  CLV model: {model} selected by backtest "
+                    f"(holdout RMSE {rmse or 0:.3f} vs naive baseline {base or 0:.3f})"
+                )
+        if table_exists(con, "marts.campaign_targets"):
+            lines.append("  campaign lists (send / control):")
+            for name, send, control in con.execute(
+                "select list_name, count(*) filter (where not is_control), "
+                "count(*) filter (where is_control) from marts.campaign_targets "
+                "group by 1 order by min(list_priority)"
+            ).fetchall():
+                lines.append(f"    {name:<20} {send:>10,} / {control:,}")
     lines.append(f"  warehouse: {s.warehouse}")
-    lines.append(f"  exports:   {s.export_dir}")
+    latest = s.export_dir / "latest"
+    lines.append(f"  exports:   {latest if latest.exists() else s.export_dir}")
     lines.append(f"  models:    {s.models_dir}")
     return "\n".join(lines)
