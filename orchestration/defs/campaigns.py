@@ -97,7 +97,8 @@ def build_campaign_assets() -> list[dg.AssetsDefinition]:
             "The files marketing downloads, under CRM_EXPORT_DIR/<as-of>/: per list a CSV "
             "(UTF-8 with BOM), an XLSX with a column sheet and a Parquet of the send rows, a "
             "control-group CSV, optional hashed ad-platform audiences, and manifest.json. "
-            "Published atomically; `latest` points at the newest complete export."
+            "Published atomically; `latest` points at the newest complete export. The send rows "
+            "are recorded in campaigns.contact_history (cool-downs and contact caps)."
         ),
     )
     def campaign_exports(
@@ -115,6 +116,9 @@ def build_campaign_assets() -> list[dg.AssetsDefinition]:
         if not result.published:
             context.log.warning(result.reason)
             return dg.MaterializeResult(metadata={"published": False, "reason": result.reason})
+        with connect(s.warehouse) as con:
+            recorded = exports.record_contacts(con, s.as_of)
+        context.log.info(f"{recorded:,} messages recorded in campaigns.contact_history")
         m = result.manifest
         return dg.MaterializeResult(
             metadata={

@@ -6,6 +6,7 @@ person wants to see (segment and stage counts, cut-offs, quarantine reasons).
 """
 
 import json
+import shutil
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -113,8 +114,12 @@ def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, s: Settings) 
                 if key and (extra := _table_metadata(con, s, key)):
                     event = event.with_metadata({**(event.metadata or {}), **extra})
             yield event
-    if not invocation.is_successful():
-        raise CrmError(f"dbt build failed: {_dbt_failures(invocation)}")
+    failure = None if invocation.is_successful() else _dbt_failures(invocation)
+    # each invocation writes its own target folder (manifest, logs, compiled SQL);
+    # the run's logs keep dbt's output, so the folder is not kept
+    shutil.rmtree(invocation.target_path, ignore_errors=True)
+    if failure is not None:
+        raise CrmError(f"dbt build failed: {failure}")
 
 
 @dbt_assets(

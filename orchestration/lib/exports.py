@@ -258,3 +258,20 @@ def _point_latest(export_dir: Path, name: str) -> None:
     tmp_txt = export_dir / f".LATEST-{os.getpid()}"
     tmp_txt.write_text(name + "\n", encoding="utf-8")
     os.replace(tmp_txt, export_dir / "LATEST")
+
+
+def record_contacts(con, as_of: date) -> int:
+    """Record this day's list members in campaigns.contact_history (replacing the day's rows).
+
+    Cool-downs and contact caps read this history (earlier days only), so a
+    re-run of the same day reproduces its lists.
+    """
+    con.execute("delete from campaigns.contact_history where as_of_date = ?", [as_of])
+    con.execute(
+        "insert into campaigns.contact_history "
+        "select ?, list_name, member_id, channel, is_control from marts.campaign_targets",
+        [as_of],
+    )
+    return con.execute(
+        "select count(*) from campaigns.contact_history where as_of_date = ?", [as_of]
+    ).fetchall()[0][0]

@@ -83,6 +83,8 @@ class Playbook:
     path: Path
     consent: str
     period: str
+    cooldown_days: int
+    contact_cap: dict[str, int]
     cost_per_contact: dict[str, float]
     push_channels: tuple[str, ...]
     lists: tuple[CampaignList, ...] = field(default_factory=tuple)
@@ -92,6 +94,8 @@ class Playbook:
         return {
             "consent": self.consent,
             "period": self.period,
+            "cooldown_days": self.cooldown_days,
+            "contact_cap": self.contact_cap,
             "cost_per_contact": self.cost_per_contact,
             "push_channels": list(self.push_channels),
             "lists": [
@@ -268,6 +272,17 @@ def load_playbook(path: Path) -> Playbook:
         raise ctx.fail("defaults.consent", "must be 'explicit' or 'opt_out'")
     if defaults["period"] not in {"month", "week"}:
         raise ctx.fail("defaults.period", "must be 'month' or 'week'")
+    cooldown = _number(ctx, "defaults.cooldown_days", d.get("cooldown_days", 0), integer=True)
+    cap_raw = d.get("contact_cap") or {"max_contacts": 0, "days": 30}
+    if not isinstance(cap_raw, dict) or set(cap_raw) - {"max_contacts", "days"}:
+        raise ctx.fail("defaults.contact_cap", "give {max_contacts: N, days: D} (0 = no cap)")
+    contact_cap = {
+        "max_contacts": _number(
+            ctx, "defaults.contact_cap.max_contacts", cap_raw.get("max_contacts", 0), integer=True
+        ),
+        "days": _number(ctx, "defaults.contact_cap.days", cap_raw.get("days", 30), minimum=1,
+                        integer=True),
+    }  # fmt: skip
     costs_raw = d.get("cost_per_contact") or {}
     costs = {
         c: _number(ctx, f"defaults.cost_per_contact.{c}", costs_raw.get(c, 0)) for c in CHANNELS
@@ -291,6 +306,8 @@ def load_playbook(path: Path) -> Playbook:
         path=path,
         consent=defaults["consent"],
         period=defaults["period"],
+        cooldown_days=cooldown,
+        contact_cap=contact_cap,
         cost_per_contact=costs,
         push_channels=tuple(str(c) for c in (d.get("push_channels") or [])),
         lists=tuple(sorted(lists, key=lambda cl: cl.priority)),

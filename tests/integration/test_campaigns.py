@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import shutil
 from datetime import date
 from pathlib import Path
 
@@ -81,13 +82,25 @@ def campaign_run(tmp_path_factory: pytest.TempPathFactory):
         folder = root / "exports" / AS_OF
         snapshot = {p.name: p.read_bytes() for p in folder.iterdir()}
         second = run_pipeline()  # same inputs, same as-of
-    con = duckdb.connect(str(root / "warehouse.duckdb"), read_only=True)
-    yield root, con, snapshot, second
+        # keep that day's warehouse for the tests, then run the next day
+        shutil.copyfile(root / "warehouse.duckdb", root / "day1.duckdb")
+        mp.setenv("CRM_AS_OF", "2024-07-01")
+        third = run_pipeline()
+    assert third.success, third.failure
+    with duckdb.connect(str(root / "warehouse.duckdb"), read_only=True) as day2:
+        next_day = dict(
+            day2.execute(
+                "select member_id || '/' || list_name, reason from marts.campaign_exclusions "
+                "where member_id in ('H_TWO', 'H_EMAILONLY') and list_name = 'win_back'"
+            ).fetchall()
+        )
+    con = duckdb.connect(str(root / "day1.duckdb"), read_only=True)
+    yield root, con, snapshot, second, next_day
     con.close()
 
 
 def test_hand_made_members_land_where_expected(campaign_run) -> None:
-    _, con, _, _ = campaign_run
+    _, con, _, _, _ = campaign_run
     targets = dict(
         con.execute(
             "select member_id, list_name || ':' || channel from marts.campaign_targets "
@@ -110,7 +123,7 @@ def test_hand_made_members_land_where_expected(campaign_run) -> None:
 
 
 def test_each_member_in_at_most_one_list_and_all_sendable(campaign_run) -> None:
-    _, con, _, _ = campaign_run
+    _, con, _, _, _ = campaign_run
     dupes, no_consent = con.execute(
         "select count(*) - count(distinct t.member_id), "
         "count(*) filter (where not t.is_control and m.marketing_consent is distinct from true) "
@@ -124,7 +137,7 @@ def test_each_member_in_at_most_one_list_and_all_sendable(campaign_run) -> None:
 
 
 def test_send_files_exclude_control_and_unsendable_members(campaign_run) -> None:
-    root, con, _, _ = campaign_run
+    root, con, _, _, _ = campaign_run
     folder = root / "exports" / AS_OF
     manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
     control = {
@@ -156,11 +169,13 @@ def test_send_files_exclude_control_and_unsendable_members(campaign_run) -> None
         assert "+86" not in hashed and "@" not in hashed
         for fname, meta in manifest["files"].items():
             assert hashlib.sha256((folder / fname).read_bytes()).hexdigest() == meta["sha256"]
-    assert (root / "exports" / "latest").resolve() == folder.resolve()
+    # the next day's run moved `latest`; this day's folder stays as published
+    assert (root / "exports" / "latest").resolve() == (root / "exports" / "2024-07-01").resolve()
+    assert (folder / "manifest.json").exists()
 
 
 def test_xlsx_opens_with_chinese_names_and_column_sheet(campaign_run) -> None:
-    root, _, _, _ = campaign_run
+    root, _, _, _, _ = campaign_run
     wb = openpyxl.load_workbook(root / "exports" / AS_OF / "win_back.xlsx", read_only=True)
     assert wb.sheetnames == ["targets", "columns"]
     rows = list(wb["targets"].iter_rows(values_only=True))
@@ -173,9 +188,18 @@ def test_xlsx_opens_with_chinese_names_and_column_sheet(campaign_run) -> None:
 
 
 def test_same_inputs_give_byte_identical_exports(campaign_run) -> None:
-    root, _, snapshot, second = campaign_run
+    root, _, snapshot, second, _ = campaign_run
     assert second.success, second.failure
     again = {p.name: p.read_bytes() for p in (root / "exports" / AS_OF).iterdir()}
     assert set(again) == set(snapshot)
     changed = [n for n in snapshot if snapshot[n] != again[n] and n != "manifest.json"]
     assert changed == []
+
+
+def test_next_day_respects_the_cool_down(campaign_run) -> None:
+    *_, next_day = campaign_run
+    # both were sent on 2024-06-30; the playbook's cool-down is 7 days
+    assert next_day == {
+        "H_TWO/win_back": "on a list on 2024-06-30 (cool-down 7 days)",
+        "H_EMAILONLY/win_back": "on a list on 2024-06-30 (cool-down 7 days)",
+    }

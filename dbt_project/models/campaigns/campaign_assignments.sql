@@ -1,7 +1,8 @@
 -- Every (list, member) audience row with whether the member can be contacted for
 -- that list, by which channel, and which single list the member is assigned to:
--- sendable = marketing consent, not on the do-not-contact list, and a contact
--- detail for one of the list's channels (the first one in the list's order);
+-- sendable = no contact block (consent, do-not-contact list, cool-down, contact
+-- cap: campaign_members.contact_block_reason) and a contact detail for one of
+-- the list's channels (the first one in the list's order);
 -- assigned = the highest-priority list (lowest number) the member is sendable for.
 {%- set pb = var('playbook') %}
 with
@@ -39,12 +40,12 @@ final as (
 
     select
         *,
-        has_consent and not is_suppressed and channel is not null as is_sendable,
+        contact_block_reason is null and channel is not null as is_sendable,
         coalesce(
-            has_consent and not is_suppressed and channel is not null
+            contact_block_reason is null and channel is not null
             and row_number() over (
                 partition by member_id
-                order by (has_consent and not is_suppressed and channel is not null) desc,
+                order by (contact_block_reason is null and channel is not null) desc,
                          list_priority
             ) = 1,
             false

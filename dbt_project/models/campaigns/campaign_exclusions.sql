@@ -27,8 +27,7 @@ final as (
         a.list_name,
         a.member_id,
         case
-            when not a.has_consent then 'no marketing consent'
-            when a.is_suppressed then 'on the do-not-contact list'
+            when a.contact_block_reason is not null then a.contact_block_reason
             when a.channel is null then 'no contact detail for the list''s channels'
             when s.assigned_list != a.list_name
                 then 'assigned to higher-priority list ' || s.assigned_list

@@ -48,6 +48,22 @@ push_reachable as (
 
 ),
 
+history as (
+
+    -- messages of earlier days only, so re-running a day reproduces its lists
+    select
+        member_id,
+        max(as_of_date) as last_listed_on,
+        count(*) filter (
+            where not is_control
+              and as_of_date > {{ dbt.dateadd('day', -1 * pb.contact_cap.days, as_of_date()) }}
+        ) as contacts_in_cap_window
+    from {{ source('campaigns', 'contact_history') }}
+    where as_of_date < {{ as_of_date() }}
+    group by member_id
+
+),
+
 contacts as (
 
     select
@@ -106,6 +122,8 @@ final as (
                or (x.phone is not null and x.phone in (m.phone, c.phone_e164))
                or (x.email is not null and x.email = c.email)
         ) as is_suppressed,
+        h.last_listed_on,
+        coalesce(h.contacts_in_cap_window, 0) as contacts_in_cap_window,
         c.phone_e164 is not null as sms_ok,
         c.email is not null as email_ok,
         p.member_id is not null as push_ok
@@ -115,7 +133,24 @@ final as (
     left join scores as s on m.member_id = s.member_id
     left join contacts as c on m.member_id = c.member_id
     left join push_reachable as p on m.member_id = p.member_id
+    left join history as h on m.member_id = h.member_id
 
 )
 
-select * from final
+select
+    *,
+    -- the first rule that forbids contacting the member at all this run (null = may contact)
+    case
+        when not has_consent then 'no marketing consent'
+        when is_suppressed then 'on the do-not-contact list'
+        {%- if pb.cooldown_days > 0 %}
+        when last_listed_on > {{ dbt.dateadd('day', -1 * pb.cooldown_days, as_of_date()) }}
+            then 'on a list on ' || cast(last_listed_on as varchar)
+                || ' (cool-down {{ pb.cooldown_days }} days)'
+        {%- endif %}
+        {%- if pb.contact_cap.max_contacts > 0 %}
+        when contacts_in_cap_window >= {{ pb.contact_cap.max_contacts }}
+            then 'contact cap reached ({{ pb.contact_cap.max_contacts }} in {{ pb.contact_cap.days }} days)'
+        {%- endif %}
+    end as contact_block_reason
+from final
