@@ -45,6 +45,9 @@ def main(debug: bool) -> None:
     """crm-pipeline: RFM, lifecycle, CLV and campaign lists from orders and members."""
     if debug:
         os.environ["CRM_DEBUG"] = "1"
+    from orchestration.settings import load_dotenv
+
+    load_dotenv()
     os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
 
 

@@ -143,6 +143,24 @@ class Settings:
         os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
 
 
+def load_dotenv(path: Path = PROJECT_ROOT / ".env") -> None:
+    """Read KEY=value lines of the project's .env into the environment.
+
+    Variables already set in the environment win (as with `dagster dev`, which
+    reads the same file for the UI).
+    """
+    if not path.is_file():
+        return
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, sep, value = line.partition("=")
+        if not sep or not key.strip().isidentifier():
+            raise CrmError(f"{path.name} line {number}: expected KEY=value, got {line!r}")
+        os.environ.setdefault(key.strip(), value.strip().strip('"').strip("'"))
+
+
 def load_settings() -> Settings:
     """Read the settings from the environment (defaults live under `data/`)."""
     timezone = _env("CRM_TIMEZONE", "Asia/Shanghai")

@@ -49,3 +49,19 @@ def test_bad_settings_have_clear_messages(
     monkeypatch.setenv(name, value)
     with pytest.raises(CrmError, match=fragment):
         load_settings()
+
+
+def test_dotenv_fills_unset_variables_only(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from orchestration.settings import load_dotenv
+
+    env = tmp_path / ".env"
+    env.write_text("# comment\nCRM_FRESHNESS_DAYS=9\nCRM_TIMEZONE='Europe/Berlin'\n\n", "utf-8")
+    monkeypatch.setenv("CRM_FRESHNESS_DAYS", "30")  # recorded, so restored after the test
+    monkeypatch.delenv("CRM_FRESHNESS_DAYS")
+    monkeypatch.setenv("CRM_TIMEZONE", "Asia/Tokyo")
+    load_dotenv(env)
+    s = load_settings()
+    assert s.freshness_days == 9 and s.timezone == "Asia/Tokyo"
+    env.write_text("not a setting\n", "utf-8")
+    with pytest.raises(CrmError, match=r"\.env line 1: expected KEY=value"):
+        load_dotenv(env)
