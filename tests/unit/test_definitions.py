@@ -46,6 +46,10 @@ def test_every_asset_has_a_description_and_kinds() -> None:
     graph = _graph()
     for key in graph.get_all_asset_keys():
         node = graph.get(key)
+        if not node.is_materializable:
+            # external tables only referenced as dbt sources (campaigns.contact_history,
+            # written by campaign_exports) carry no definition of their own
+            continue
         assert node.description, key
         assert node.kinds, key
 
