@@ -6,8 +6,10 @@ person wants to see (segment and stage counts, cut-offs, quarantine reasons).
 """
 
 import json
+import os
 import shutil
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -115,8 +117,15 @@ def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, s: Settings) 
                     event = event.with_metadata({**(event.metadata or {}), **extra})
             yield event
     failure = None if invocation.is_successful() else _dbt_failures(invocation)
-    # each invocation writes its own target folder (manifest, logs, compiled SQL);
-    # the run's logs keep dbt's output, so the folder is not kept
+    # Keep this parse for the next invocation with the same vars (the campaign step of
+    # this run; dbt re-parses everything when vars differ, costing seconds), then drop
+    # the invocation's own target folder: the run's logs keep dbt's output.
+    parsed = Path(invocation.target_path) / "partial_parse.msgpack"
+    if parsed.exists():
+        shared = dbt_project.project_dir / "target" / "partial_parse.msgpack"
+        tmp = shared.with_name(f".partial_parse.{os.getpid()}.msgpack")
+        shutil.copyfile(parsed, tmp)
+        os.replace(tmp, shared)
     shutil.rmtree(invocation.target_path, ignore_errors=True)
     if failure is not None:
         raise CrmError(f"dbt build failed: {failure}")
