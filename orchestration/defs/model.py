@@ -315,7 +315,6 @@ def customer_scores(context: dg.AssetExecutionContext, crm: PipelineSettings):
     with connect(s.warehouse) as con:
         store.write_scores(con, scores)
         store.mark_published(con, str(chosen["run_id"]))
-    store.set_latest(s.models_dir, version)
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": len(scores),

@@ -61,6 +61,8 @@ class PipelineSettings(dg.ConfigurableResource):
                 )
         else:
             guard.publish()
+            # models/LATEST names the version whose scores are now published
+            published_scores_version(self._resolved())
 
     def settings(self) -> Settings:
         s = self._resolved()
@@ -82,6 +84,23 @@ class PipelineSettings(dg.ConfigurableResource):
 
     def as_of_date(self) -> date:
         return self.settings().as_of
+
+
+def published_scores_version(s: Settings) -> str | None:
+    """Point models/LATEST at the model version of the published customer_scores."""
+    from orchestration.lib.model_store import SCORES_TABLE, set_latest
+    from orchestration.lib.warehouse import connect, table_exists
+
+    if not s.warehouse.exists():
+        return None
+    with connect(s.warehouse, read_only=True) as con:
+        if not table_exists(con, SCORES_TABLE):
+            return None
+        version = con.execute(f"select any_value(model_version) from {SCORES_TABLE}").fetchall()
+    if version and version[0][0]:
+        set_latest(s.models_dir, str(version[0][0]))
+        return str(version[0][0])
+    return None
 
 
 def _run_failed(context: dg.InitResourceContext) -> bool:

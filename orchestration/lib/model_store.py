@@ -189,5 +189,9 @@ def write_text_atomic(path: Path, text: str | bytes) -> None:
 
 
 def set_latest(models_dir: Path, model_version: str) -> None:
-    """Point models/LATEST at the version whose scores were published."""
+    """Point models/LATEST at the version whose scores were published.
+
+    Called after a run's warehouse copy is published (see orchestration.defs.resources),
+    so a run that fails after scoring never moves it.
+    """
     write_text_atomic(models_dir / LATEST_FILE, model_version + "\n")
