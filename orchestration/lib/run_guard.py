@@ -68,6 +68,10 @@ def begin_run(warehouse: Path, run_id: str) -> RunGuard:
     os.ftruncate(fd, 0)
     os.write(fd, f"run {run_id}, pid {os.getpid()}".encode())
     work = warehouse.with_name(f".{warehouse.name}.run-{run_id[:8]}")
+    # holding the lock, any other working copy is left over from a killed run
+    for stale in warehouse.parent.glob(f".{warehouse.name}.run-*"):
+        if not stale.name.endswith(".lock"):
+            stale.unlink(missing_ok=True)
     try:
         if warehouse.exists():
             # fold any write-ahead log into the file, then copy it

@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from orchestration.errors import CrmError
+from orchestration.lib.run_guard import begin_run, ensure_not_running
+
+
+def _make(path: Path, value: int) -> None:
+    with duckdb.connect(str(path)) as con:
+        con.execute("create or replace table t as select ? as v", [value])
+
+
+def _value(path: Path) -> int:
+    with duckdb.connect(str(path), read_only=True) as con:
+        return con.execute("select v from t").fetchall()[0][0]
+
+
+def test_publish_replaces_and_discard_keeps(tmp_path: Path) -> None:
+    wh = tmp_path / "warehouse.duckdb"
+    _make(wh, 1)
+    guard = begin_run(wh, "run-one-xxxx")
+    _make(guard.work, 2)
+    guard.discard()
+    assert _value(wh) == 1 and not guard.work.exists()
+    guard = begin_run(wh, "run-two-xxxx")
+    _make(guard.work, 3)
+    guard.publish()
+    assert _value(wh) == 3 and not guard.work.exists()
+
+
+def test_lock_and_stale_copies(tmp_path: Path) -> None:
+    wh = tmp_path / "warehouse.duckdb"
+    stale = tmp_path / ".warehouse.duckdb.run-deadbeef"
+    stale.write_bytes(b"left over by a killed run")
+    guard = begin_run(wh, "run-three-x")
+    assert not stale.exists()
+    with pytest.raises(CrmError, match=r"another run is using .*\(run run-three-x"):
+        ensure_not_running(wh)
+    with pytest.raises(CrmError, match="another run is using"):
+        begin_run(wh, "run-four-xx")
+    guard.discard()
+    ensure_not_running(wh)  # free again
