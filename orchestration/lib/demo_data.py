@@ -41,6 +41,8 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 from numpy.typing import NDArray
 
+from orchestration.lib.landing import MEMBERS, ORDERS
+
 __all__ = [
     "DemoDataSummary",
     "ORDERS_COLUMNS",
@@ -51,29 +53,9 @@ __all__ = [
 
 BUSINESS_TZ = "Asia/Shanghai"
 
-ORDERS_COLUMNS: tuple[str, ...] = (
-    "order_id",
-    "member_id",
-    "ordered_at",
-    "amount",
-    "status",
-    "channel",
-    "store_id",
-    "coupon_code",
-)
-MEMBERS_COLUMNS: tuple[str, ...] = (
-    "member_id",
-    "registered_at",
-    "name",
-    "gender",
-    "birthday",
-    "city",
-    "phone",
-    "email",
-    "acquisition_channel",
-    "acquisition_cost",
-    "marketing_consent",
-)
+# The files follow the landing contract exactly: the same columns, in contract order.
+ORDERS_COLUMNS: tuple[str, ...] = ORDERS.columns
+MEMBERS_COLUMNS: tuple[str, ...] = MEMBERS.columns
 
 # --------------------------------------------------------------------------------------------
 # Simulation parameters (the "true process")
