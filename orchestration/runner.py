@@ -103,6 +103,18 @@ def _failure_reason(result: dg.ExecuteInProcessResult) -> tuple[str, str | None]
     return "the run failed", "see the run in the Dagster UI (crm ui)"
 
 
+def _run_notes(result: dg.ExecuteInProcessResult) -> list[str]:
+    """Lines for the summary from this run's own materializations (e.g. export retention)."""
+    notes = []
+    for event in result.get_asset_materialization_events():
+        mat = event.event_specific_data.materialization
+        if mat.asset_key == dg.AssetKey("campaign_exports"):
+            deleted = mat.metadata.get("retention_deleted")
+            if deleted is not None and deleted.value:
+                notes.append(f"retention: deleted {deleted.value} export folder(s) past the limit")
+    return notes
+
+
 def run_pipeline(
     progress: Callable[[str], None] | None = None,
     groups: list[str] | None = None,
@@ -140,7 +152,7 @@ def run_pipeline(
             asset_selection=asset_selection,
             tags={"crm/as_of": s.as_of.isoformat(), "crm/trigger": "cli"},
         )
-    summary = build_summary(s)
+    summary = build_summary(s, notes=_run_notes(result))
     if result.success:
         return RunOutcome(True, result.run_id, summary, step_seconds=handler.step_seconds)
     failure, hint = _failure_reason(result)

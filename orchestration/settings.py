@@ -93,6 +93,7 @@ class Settings:
     min_repeat_customers: int
     playbook: Path
     export_hashed_audience: bool
+    export_retention_days: int
     duckdb_memory_limit: str
     dbt_project_dir: Path = field(default=DBT_PROJECT_DIR)
 
@@ -194,5 +195,6 @@ def load_settings() -> Settings:
         min_repeat_customers=_int("CRM_MIN_REPEAT_CUSTOMERS", 100, minimum=1),
         playbook=_path("CRM_PLAYBOOK", "campaigns.yml"),
         export_hashed_audience=_bool("CRM_EXPORT_HASHED_AUDIENCE", False),
+        export_retention_days=_int("CRM_EXPORT_RETENTION_DAYS", 90, minimum=1),
         duckdb_memory_limit=_env("CRM_DUCKDB_MEMORY_LIMIT", "3GB"),
     )

@@ -4,13 +4,18 @@ The lists themselves are built in dbt (`models/campaigns/`); here each list
 gets a view and its figures, and `campaign_exports` writes the files.
 """
 
+from collections.abc import Iterator
+
 import dagster as dg
 
 from orchestration.defs.resources import PipelineSettings
+from orchestration.errors import CrmError
 from orchestration.lib import exports
 from orchestration.lib.playbook import CampaignList, load_playbook
 from orchestration.lib.warehouse import connect, markdown_table
 from orchestration.settings import load_settings
+
+SEND_FILE_CHECK = "send_files_respect_do_not_contact"
 
 
 def _list_asset(cl: CampaignList) -> dg.AssetsDefinition:
@@ -93,34 +98,87 @@ def build_campaign_assets() -> list[dg.AssetsDefinition]:
         group_name="campaigns",
         kinds={"csv", "parquet"},
         deps=list_assets,
+        check_specs=[
+            dg.AssetCheckSpec(
+                SEND_FILE_CHECK,
+                asset="campaign_exports",
+                blocking=True,
+                description=(
+                    "ERROR, blocking: every row of every send file as written, read back and "
+                    "checked against the staged members and the normalised do-not-contact "
+                    "list (member id, phone, email) and consent, independently of the list "
+                    "SQL. When it fails nothing is published."
+                ),
+            )
+        ],
         description=(
             "The files marketing downloads, under CRM_EXPORT_DIR/<as-of>/: per list a CSV "
-            "(UTF-8 with BOM), an XLSX with a column sheet and a Parquet of the send rows, a "
-            "control-group CSV, optional hashed ad-platform audiences, and manifest.json. "
-            "Published atomically; `latest` points at the newest complete export. The send rows "
-            "are recorded in campaigns.contact_history (cool-downs and contact caps)."
+            "(UTF-8 with BOM, formula-safe), an XLSX with a column sheet and a Parquet of the "
+            "send rows, a control-group CSV, optional hashed ad-platform audiences, and "
+            "manifest.json. Written to a staging folder, checked, then published atomically; "
+            "`latest` points at the newest complete export; exports older than "
+            "CRM_EXPORT_RETENTION_DAYS are deleted. The send rows are recorded in "
+            "campaigns.contact_history (cool-downs and contact caps)."
         ),
     )
     def campaign_exports(
         context: dg.AssetExecutionContext, crm: PipelineSettings
-    ) -> dg.MaterializeResult:
+    ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
         s = crm.settings()
         current = load_playbook(s.playbook)
         with connect(s.warehouse, read_only=True) as con:
             targets = con.sql("select * from marts.campaign_targets").df()
         lists = current.to_dbt_var()["lists"]
-        result = exports.write_exports(
-            targets, export_dir=s.export_dir, as_of=s.as_of, run_id=context.run_id,
-            lists=lists, hashed_audience=s.export_hashed_audience,
-        )  # fmt: skip
+        with exports.export_lock(s.export_dir):
+            staged = exports.stage_exports(
+                targets, export_dir=s.export_dir, as_of=s.as_of, run_id=context.run_id,
+                lists=lists, hashed_audience_files=s.export_hashed_audience,
+            )  # fmt: skip
+            try:
+                with connect(s.warehouse, read_only=True) as con:
+                    bad, examples = exports.verify_send_files(con, staged, current.consent)
+            except BaseException:
+                exports.discard(staged)
+                raise
+            rows = int(staged.manifest.get("totals", {}).get("send", 0))
+            yield dg.AssetCheckResult(
+                check_name=SEND_FILE_CHECK,
+                passed=bad == 0,
+                severity=dg.AssetCheckSeverity.ERROR,
+                description=(
+                    f"{bad:,} send row(s) must not be contacted: " + "; ".join(examples)
+                    if bad
+                    else f"{rows:,} send rows checked: none on the do-not-contact list, "
+                    "all with consent and their own contact details"
+                ),
+                metadata={"rows_checked": rows, "violations": bad},
+            )
+            if bad:
+                exports.discard(staged)
+                raise CrmError(
+                    f"send files not published: {bad:,} row(s) must not be contacted "
+                    f"({'; '.join(examples)}); the list SQL is wrong, the last good export stays"
+                )
+            result = exports.publish(staged)
+            removed = (
+                exports.apply_retention(s.export_dir, s.export_retention_days, s.as_of)
+                if result.published
+                else []
+            )
+        if removed:
+            context.log.info(
+                f"retention: deleted {len(removed)} export folder(s) older than "
+                f"{s.export_retention_days} days ({removed[0]} … {removed[-1]})"
+            )
         if not result.published:
             context.log.warning(result.reason)
-            return dg.MaterializeResult(metadata={"published": False, "reason": result.reason})
+            yield dg.MaterializeResult(metadata={"published": False, "reason": result.reason})
+            return
         with connect(s.warehouse) as con:
             recorded = exports.record_contacts(con, s.as_of)
         context.log.info(f"{recorded:,} messages recorded in campaigns.contact_history")
         m = result.manifest
-        return dg.MaterializeResult(
+        yield dg.MaterializeResult(
             metadata={
                 "published": True,
                 "folder": dg.MetadataValue.path(str(result.folder)),
@@ -133,6 +191,7 @@ def build_campaign_assets() -> list[dg.AssetsDefinition]:
                 "lists": dg.MetadataValue.json(
                     {x["list"]: {"send": x["send"], "control": x["control"]} for x in m["lists"]}
                 ),
+                "retention_deleted": len(removed),
             }
         )
 

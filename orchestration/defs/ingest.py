@@ -32,7 +32,7 @@ def _load(context: dg.AssetExecutionContext, crm: PipelineSettings, entity: land
             "files": dg.MetadataValue.json(report.rows_per_file),
             "encodings": dg.MetadataValue.json(report.encodings),
             "notes": dg.MetadataValue.md("\n".join(f"- {n}" for n in report.notes) or "none"),
-            "preview": dg.MetadataValue.md(markdown_table(preview)),
+            "preview": dg.MetadataValue.md(markdown_table(preview, table=entity.name)),
         }
     )
 

@@ -8,6 +8,7 @@ import dagster as dg
 from dagster_dbt import DbtCliResource, DbtProject
 from pydantic import PrivateAttr
 
+from orchestration.lib.exports import clean_leftovers, export_lock
 from orchestration.lib.run_guard import RunGuard, begin_run
 from orchestration.settings import DBT_PROJECT_DIR, Settings, load_settings, parse_as_of
 
@@ -39,8 +40,17 @@ class PipelineSettings(dg.ConfigurableResource):
             guard, users = _GUARDS[run_id]
             _GUARDS[run_id] = (guard, users + 1)
         else:
-            guard = begin_run(self._resolved().warehouse, run_id)
+            resolved = self._resolved()
+            guard = begin_run(resolved.warehouse, run_id)
             _GUARDS[run_id] = (guard, 1)
+            # before anything else: what a killed run left in the export folder goes
+            with export_lock(resolved.export_dir):
+                removed = clean_leftovers(resolved.export_dir)
+            if removed and context.log:
+                context.log.warning(
+                    f"removed {len(removed)} leftover(s) of a killed run from "
+                    f"{resolved.export_dir}: {', '.join(removed)}"
+                )
         self._guard = guard
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:

@@ -50,7 +50,7 @@ def _table_metadata(con, s: Settings, name: str) -> dict[str, Any]:
         "dagster/row_count": con.execute(f"select count(*) from {table}").fetchall()[0][0],
         "as_of": s.as_of.isoformat(),
         "preview": dg.MetadataValue.md(
-            markdown_table(con.sql(f"select * from {table} order by 1 limit 10").df())
+            markdown_table(con.sql(f"select * from {table} order by 1 limit 10").df(), table=name)
         ),
     }
     if name == "customer_rfm":

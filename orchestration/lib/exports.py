@@ -1,4 +1,4 @@
-"""Write the campaign lists as files marketing can open, and publish them atomically.
+"""Write the campaign lists as files marketing can open, check them, publish them atomically.
 
 Layout under CRM_EXPORT_DIR:
 
@@ -8,24 +8,39 @@ Layout under CRM_EXPORT_DIR:
     <as-of>/<list>_control.csv    the held-out control group (never contacted)
     <as-of>/<list>_audience_sha256.csv   optional: hashed phone/email for ad platforms
     <as-of>/manifest.json         run, as-of, model version, counts, columns, checksums
-    latest -> <as-of>             symlink, switched only after a complete export
+    latest -> <as-of>             symlink to the newest complete export
     LATEST                        the same, as text (for systems without symlinks)
 
-A run writes into a hidden temporary folder and renames it into place; an
-empty or failed run never replaces the last good export. Files are
-byte-identical for the same inputs (timestamps live only in manifest.json).
+`<as-of>` is itself a symlink to `.published/<as-of>.<run>/`: a run writes a
+hidden staging folder, the send files are checked against the do-not-contact
+list and consent (`verify_send_files`), and only then is the folder renamed
+into `.published/` and the `<as-of>` link switched with one atomic rename, so a
+reader (and `latest`) always sees the old export or the new one, never half of
+one and never nothing. `clean_leftovers` removes what a killed run left behind
+and `apply_retention` deletes exports older than CRM_EXPORT_RETENTION_DAYS.
+Files are byte-identical for the same inputs (timestamps live only in manifest.json).
+
+CSV cells are made safe for spreadsheets (OWASP "CSV injection"): control
+characters are removed from all text, and a CSV text cell beginning with = + - @
+(or their full-width forms), tab or carriage return gets a leading apostrophe,
+except a validated E.164 phone. The XLSX writes every string as a string.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
-from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import duckdb
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -61,12 +76,39 @@ CONTROL_COLUMNS = [
 ]
 
 
+@dataclass
+class StagedExport:
+    """A complete export written to a hidden staging folder, not yet published."""
+
+    export_dir: Path
+    as_of: date
+    folder: Path | None  # None: nothing to publish (no member to contact)
+    manifest: dict = field(default_factory=dict)
+    reason: str = ""
+    send_files: dict[str, str] = field(default_factory=dict)  # list name -> CSV file name
+
+
 @dataclass(frozen=True)
 class ExportResult:
     folder: Path | None
     manifest: dict
     published: bool
     reason: str = ""
+
+
+#: Ad platforms of the hashed audience file and how each wants a phone hashed
+#: (the email is the normalised address for all of them).
+HASHED_PLATFORMS = {
+    "google_sha256": "Google Customer Match: SHA-256 of the E.164 phone with '+'",
+    "meta_sha256": "Meta (Facebook) custom audiences: SHA-256 of the digits with country code",
+    "tiktok_sha256": "TikTok custom audiences: SHA-256 of the digits with country code",
+}
+
+_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_LINE_BREAKS = re.compile(r"[\t\r\n]+")
+_FORMULA_START = tuple("=+-@\t\r＝＋－＠")
+_E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
+_LOCK = ".exports.lock"
 
 
 def _sha256(path: Path) -> str:
@@ -77,23 +119,8 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def normalise_phone(phone: object) -> str | None:
-    """E.164: 11-digit mainland mobiles get +86; other numbers keep their digits."""
-    if not isinstance(phone, str) or not phone.strip():
-        return None
-    digits = "".join(ch for ch in phone if ch.isdigit())
-    if len(digits) == 11 and digits.startswith("1"):
-        return "+86" + digits
-    return "+" + digits if digits else None
-
-
-def normalise_email(email: object) -> str | None:
-    """Trimmed, lower-case; None when it is not an address."""
-    return email.strip().lower() if isinstance(email, str) and "@" in email else None
-
-
-def _sha(value: str | None) -> str | None:
-    return hashlib.sha256(value.encode("utf-8")).hexdigest() if value else None
+def _sha(value: str) -> str:
+    return hashlib.sha256(value.encode("utf-8")).hexdigest()
 
 
 def _columns_for(channels: list[str]) -> list[tuple[str, str]]:
@@ -104,13 +131,55 @@ def _columns_for(channels: list[str]) -> list[tuple[str, str]]:
     return cols
 
 
+def clean_text(df: pd.DataFrame) -> pd.DataFrame:
+    """Control characters out of every text cell (tab and line breaks become a space)."""
+    out = df.copy()
+    for col in out.columns:
+        if out[col].dtype == object or pd.api.types.is_string_dtype(out[col]):
+            out[col] = out[col].map(
+                lambda v: (
+                    _CONTROL_CHARS.sub("", _LINE_BREAKS.sub(" ", v)) if isinstance(v, str) else v
+                )
+            )
+    return out
+
+
+def spreadsheet_safe(df: pd.DataFrame) -> pd.DataFrame:
+    """Neutralise formula triggers in text cells (OWASP): a leading apostrophe.
+
+    A `phone` cell that is a validated E.164 number keeps its `+` so it stays importable.
+    """
+    out = df.copy()
+    for col in out.columns:
+        if not (out[col].dtype == object or pd.api.types.is_string_dtype(out[col])):
+            continue
+
+        def neutralise(v: object, phone: bool = col == "phone") -> object:
+            if not isinstance(v, str) or not v.startswith(_FORMULA_START):
+                return v
+            if phone and _E164.match(v):
+                return v
+            return "'" + v
+
+        out[col] = out[col].map(neutralise)
+    return out
+
+
 def _write_csv(df: pd.DataFrame, path: Path) -> None:
     # UTF-8 with BOM and CRLF: what Excel on Windows expects for Chinese text.
-    df.to_csv(path, index=False, encoding="utf-8-sig", lineterminator="\r\n")
+    spreadsheet_safe(df).to_csv(path, index=False, encoding="utf-8-sig", lineterminator="\r\n")
 
 
 def _write_xlsx(df: pd.DataFrame, path: Path, columns: list[tuple[str, str]], as_of: date) -> None:
-    wb = xlsxwriter.Workbook(str(path), {"constant_memory": True, "strings_to_numbers": False})
+    wb = xlsxwriter.Workbook(
+        str(path),
+        {
+            "constant_memory": True,
+            "strings_to_numbers": False,
+            "strings_to_formulas": False,
+            "strings_to_urls": False,
+        },
+    )
     wb.set_properties({"created": datetime(as_of.year, as_of.month, as_of.day)})
     bold = wb.add_format({"bold": True})
     ws = wb.add_worksheet("targets")
@@ -127,7 +196,8 @@ def _write_xlsx(df: pd.DataFrame, path: Path, columns: list[tuple[str, str]], as
     about = wb.add_worksheet("columns")
     about.write_row(0, 0, ["column", "meaning"], bold)
     for i, (col, meaning) in enumerate(columns, start=1):
-        about.write_row(i, 0, [col, meaning])
+        about.write_string(i, 0, col)
+        about.write_string(i, 1, meaning)
     wb.close()
 
 
@@ -136,40 +206,72 @@ def _write_parquet(df: pd.DataFrame, path: Path) -> None:
     pq.write_table(table, path, compression="zstd")
 
 
-def write_exports(
+def hashed_audience(send: pd.DataFrame) -> pd.DataFrame:
+    """One row per send row with a contact identifier: only that row's channel's identifier.
+
+    Reads the warehouse's normalised columns (E.164 phone, normalised email); nothing is
+    normalised again here.
+    """
+    rows = []
+    for channel, phone, email in send[["channel", "phone", "email"]].itertuples(index=False):
+        if channel == "sms" and isinstance(phone, str) and phone:
+            digits = phone.lstrip("+")
+            rows.append(("phone", _sha(phone), _sha(digits), _sha(digits)))
+        elif channel == "email" and isinstance(email, str) and email:
+            h = _sha(email)
+            rows.append(("email", h, h, h))
+    return pd.DataFrame(rows, columns=["identifier_type", *HASHED_PLATFORMS])
+
+
+@contextmanager
+def export_lock(export_dir: Path) -> Iterator[None]:
+    """Serialise writers of one export folder (runs on different warehouses may share it)."""
+    export_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(export_dir / _LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def stage_exports(
     targets: pd.DataFrame,
     *,
     export_dir: Path,
     as_of: date,
     run_id: str,
     lists: list[dict],
-    hashed_audience: bool,
-) -> ExportResult:
-    """Write every list's files into a temp folder, then publish it as `<as-of>/`."""
+    hashed_audience_files: bool,
+) -> StagedExport:
+    """Write every list's files into a hidden staging folder (call under `export_lock`)."""
     sends_total = int((~targets["is_control"]).sum()) if not targets.empty else 0
     if sends_total == 0:
-        return ExportResult(
+        return StagedExport(
+            export_dir=export_dir,
+            as_of=as_of,
             folder=None,
-            manifest={},
-            published=False,
             reason="no member to contact in any list (no consent or contact details?); "
             f"nothing was published and the last good export in {export_dir} stays",
         )
     export_dir.mkdir(parents=True, exist_ok=True)
     tmp = export_dir / f".tmp-{as_of.isoformat()}-{run_id[:8]}"
     shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
+    tmp.mkdir(mode=0o700)
     files: dict[str, dict] = {}
     summary: list[dict] = []
+    send_files: dict[str, str] = {}
     try:
         for spec in lists:
             name = spec["name"]
-            rows = targets[targets["list_name"] == name].sort_values(["list_rank"])
+            rows = clean_text(targets[targets["list_name"] == name].sort_values(["list_rank"]))
             columns = _columns_for(spec["channels"])
             send = rows[~rows["is_control"]].copy()
             # a row carries only the contact detail its own channel needs
             send.loc[send["channel"] != "sms", "phone"] = None
             send.loc[send["channel"] != "email", "email"] = None
+            hashed = hashed_audience(send) if hashed_audience_files else None
             send = send[[c for c, _ in columns]]
             control = rows[rows["is_control"]][[c for c, _ in CONTROL_COLUMNS]]
             outputs = {
@@ -178,14 +280,7 @@ def write_exports(
                 f"{name}.parquet": lambda p, d=send: _write_parquet(d, p),
                 f"{name}_control.csv": lambda p, d=control: _write_csv(d, p),
             }
-            if hashed_audience:
-                hashed = pd.DataFrame(
-                    {
-                        "phone_sha256": [_sha(normalise_phone(v)) for v in rows["phone"]],
-                        "email_sha256": [_sha(normalise_email(v)) for v in rows["email"]],
-                    }
-                )
-                hashed = hashed[~rows["is_control"].to_numpy()]
+            if hashed is not None:
                 outputs[f"{name}_audience_sha256.csv"] = lambda p, d=hashed: _write_csv(d, p)
             for fname, write in outputs.items():
                 write(tmp / fname)
@@ -194,6 +289,7 @@ def write_exports(
                     "bytes": (tmp / fname).stat().st_size,
                     "sha256": _sha256(tmp / fname),
                 }
+            send_files[name] = f"{name}.csv"
             cost = float(rows.loc[~rows["is_control"], "cost_per_contact"].sum())
             summary.append(
                 {
@@ -231,33 +327,227 @@ def write_exports(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    final = export_dir / as_of.isoformat()
-    _swap_in(tmp, final)
-    _point_latest(export_dir, final.name)
-    return ExportResult(folder=final, manifest=manifest, published=True)
+    return StagedExport(export_dir, as_of, tmp, manifest, send_files=send_files)
 
 
-def _swap_in(tmp: Path, final: Path) -> None:
-    """Replace `final` with `tmp` so readers see the old folder or the new one, never half."""
-    old = None
-    if final.exists():
-        old = final.with_name(f".old-{final.name}-{os.getpid()}")
-        os.rename(final, old)
-    os.rename(tmp, final)
-    if old is not None:
+def discard(staged: StagedExport) -> None:
+    if staged.folder is not None:
+        shutil.rmtree(staged.folder, ignore_errors=True)
+
+
+def publish(staged: StagedExport, *, move_latest: bool = True) -> ExportResult:
+    """Make a staged export `<as-of>/` (and `latest`, unless told not to) atomically."""
+    if staged.folder is None:
+        return ExportResult(folder=None, manifest={}, published=False, reason=staged.reason)
+    export_dir = staged.export_dir
+    store = export_dir / ".published"
+    store.mkdir(exist_ok=True)
+    run = staged.manifest["run_id"][:8]
+    physical = store / f"{staged.as_of.isoformat()}.{run}"
+    if physical.exists():
+        shutil.rmtree(physical)
+    os.rename(staged.folder, physical)
+    link = export_dir / staged.as_of.isoformat()
+    previous = _target_of(link)
+    _replace_symlink(link, os.path.relpath(physical, export_dir))
+    if move_latest:
+        _replace_symlink(export_dir / "latest", link.name)
+        tmp_txt = export_dir / f".LATEST-{os.getpid()}"
+        tmp_txt.write_text(link.name + "\n", encoding="utf-8")
+        os.replace(tmp_txt, export_dir / "LATEST")
+    if previous is not None and previous != physical:
+        _remove(previous)
+    return ExportResult(folder=link, manifest=staged.manifest, published=True)
+
+
+def _replace_symlink(link: Path, target: str) -> None:
+    tmp = link.with_name(f".link-{link.name}-{os.getpid()}")
+    if tmp.is_symlink() or tmp.exists():
+        tmp.unlink()
+    os.symlink(target, tmp)
+    if link.is_dir() and not link.is_symlink():  # an export folder of an earlier layout
+        old = link.with_name(f".old-{link.name}-{os.getpid()}")
+        os.rename(link, old)
+        os.replace(tmp, link)
         shutil.rmtree(old, ignore_errors=True)
+        return
+    os.replace(tmp, link)
 
 
-def _point_latest(export_dir: Path, name: str) -> None:
-    link = export_dir / "latest"
-    tmp_link = export_dir / f".latest-{os.getpid()}"
-    if tmp_link.is_symlink() or tmp_link.exists():
-        tmp_link.unlink()
-    os.symlink(name, tmp_link)
-    os.replace(tmp_link, link)
-    tmp_txt = export_dir / f".LATEST-{os.getpid()}"
-    tmp_txt.write_text(name + "\n", encoding="utf-8")
-    os.replace(tmp_txt, export_dir / "LATEST")
+def _target_of(link: Path) -> Path | None:
+    if not link.is_symlink():
+        return None
+    return (link.parent / os.readlink(link)).resolve()
+
+
+def _remove(path: Path) -> None:
+    if path.is_symlink() or path.is_file():
+        path.unlink(missing_ok=True)
+    elif path.exists():
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _export_dates(export_dir: Path) -> dict[date, Path]:
+    """Published exports by as-of date (a `<as-of>` link or folder holding a manifest)."""
+    found: dict[date, Path] = {}
+    if not export_dir.is_dir():
+        return found
+    for p in export_dir.iterdir():
+        try:
+            day = date.fromisoformat(p.name)
+        except ValueError:
+            continue
+        if (p / "manifest.json").is_file():
+            found[day] = p
+    return found
+
+
+def newest_published(export_dir: Path) -> date | None:
+    days = _export_dates(export_dir)
+    return max(days) if days else None
+
+
+def clean_leftovers(export_dir: Path) -> list[str]:
+    """Remove what a killed run left behind and repair `latest` (call under `export_lock`).
+
+    Staging folders (`.tmp-*`, full send files), half-made links, folders of an earlier
+    swap (`.old-*`), published folders no `<as-of>` link points at; a `latest` that does
+    not resolve is pointed at the newest complete export. Returns what was removed.
+    """
+    removed: list[str] = []
+    if not export_dir.is_dir():
+        return removed
+    for p in export_dir.iterdir():
+        if p.name.startswith((".tmp-", ".old-", ".link-", ".latest-", ".LATEST-")):
+            _remove(p)
+            removed.append(p.name)
+    store = export_dir / ".published"
+    if store.is_dir():
+        referenced = {
+            t for p in export_dir.iterdir() if p.is_symlink() and (t := _target_of(p)) is not None
+        }
+        for p in store.iterdir():
+            if p.resolve() not in referenced:
+                _remove(p)
+                removed.append(f".published/{p.name}")
+    latest = export_dir / "latest"
+    days = _export_dates(export_dir)
+    if (latest.is_symlink() and not latest.exists()) or (not latest.exists() and days):
+        if days:
+            newest = days[max(days)].name
+            _replace_symlink(latest, newest)
+            (export_dir / "LATEST").write_text(newest + "\n", encoding="utf-8")
+        else:
+            latest.unlink(missing_ok=True)
+            (export_dir / "LATEST").unlink(missing_ok=True)
+        removed.append("latest (dangling)")
+    return removed
+
+
+def apply_retention(export_dir: Path, keep_days: int, today: date) -> list[str]:
+    """Delete exports whose as-of date is more than `keep_days` before `today`.
+
+    The export `latest` points at is never deleted. Returns the deleted as-of dates.
+    """
+    keep_from = today - timedelta(days=keep_days)
+    latest = _target_of(export_dir / "latest")
+    deleted = []
+    for day, path in sorted(_export_dates(export_dir).items()):
+        if day >= keep_from or path.resolve() == (latest.resolve() if latest else None):
+            continue
+        target = _target_of(path)
+        _remove(path)
+        if target is not None:
+            _remove(target)
+        deleted.append(day.isoformat())
+    return deleted
+
+
+def verify_send_files(
+    con: duckdb.DuckDBPyConnection, staged: StagedExport, consent_mode: str
+) -> tuple[int, list[str]]:
+    """Independent safety check of the files actually written (before they are published).
+
+    Reads every send CSV back (undoing only the apostrophe of formula escaping) and, for
+    every row, looks the member up in the staged members table: the file's phone and
+    email must be the member's own normalised ones, the member must have marketing
+    consent (per the playbook's consent mode), and no identifier of the row or of the
+    member may be on the normalised do-not-contact list (member id case-insensitively).
+    Nothing of campaign_members / campaign_targets is used, so a bug in the list SQL
+    cannot hide here too. Returns (violations, examples); examples name list, file line
+    and rule, never personal data.
+    """
+    if staged.folder is None or not staged.send_files:
+        return 0, []
+    reads = []
+    for name, fname in staged.send_files.items():
+        path = staged.folder / fname
+        scan = f"read_csv('{_sql_path(path)}', header=true, all_varchar=true)"
+        present = {r[0] for r in con.execute(f"describe select * from {scan}").fetchall()}
+        phone = "phone" if "phone" in present else "null"
+        email = "email" if "email" in present else "null"
+        reads.append(
+            f"select '{name}' as list_name, '{fname}' as file, cast(ordinality + 1 as bigint) "
+            f"as line, member_id, channel, {phone} as phone, {email} as email "
+            f"from {scan} with ordinality"
+        )
+    unescape = (
+        "case when regexp_matches({c}, '^''[=+\\-@\t\r＝＋－＠]') then substr({c}, 2) else {c} end"
+    )
+    consent_bad = (
+        "m.marketing_consent is not distinct from false"
+        if consent_mode == "opt_out"
+        else "m.marketing_consent is distinct from true"
+    )
+    sql = f"""
+        with raw_rows as ({" union all ".join(reads)}),
+        sent as (
+            select list_name, file, line, {unescape.format(c="member_id")} as member_id,
+                channel, {unescape.format(c="phone")} as phone,
+                {unescape.format(c="email")} as email
+            from raw_rows
+        ),
+        checked as (
+            select s.*, m.member_id as known_id, m.phone as member_phone,
+                m.email as member_email, m.marketing_consent
+            from sent as s
+            left join staging.stg_shop__members as m on m.member_id = s.member_id
+        ),
+        x as (select * from staging.stg_shop__suppression),
+        violations as (
+            select list_name, file, line, 'member id on the do-not-contact list' as rule
+            from checked join x on x.member_key = lower(checked.member_id)
+            union all
+            select list_name, file, line, 'phone on the do-not-contact list'
+            from checked join x on x.phone = checked.phone or x.phone = checked.member_phone
+            union all
+            select list_name, file, line, 'email on the do-not-contact list'
+            from checked join x on x.email = checked.email or x.email = checked.member_email
+            union all
+            select list_name, file, line, 'no marketing consent'
+            from checked as m where {consent_bad}
+            union all
+            select list_name, file, line, 'phone is not the member''s own'
+            from checked where phone is not null and phone is distinct from member_phone
+            union all
+            select list_name, file, line, 'email is not the member''s own'
+            from checked where email is not null and email is distinct from member_email
+            union all
+            select list_name, file, line, 'sms row without a phone / email row without an email'
+            from checked
+            where (channel = 'sms' and phone is null) or (channel = 'email' and email is null)
+        )
+        select count(*) over () as n, list_name, file, line, rule
+        from violations order by list_name, line limit 5
+    """
+    rows = con.execute(sql).fetchall()
+    if not rows:
+        return 0, []
+    return int(rows[0][0]), [f"{r[1]} ({r[2]} line {r[3]}): {r[4]}" for r in rows]
+
+
+def _sql_path(path: Path) -> str:
+    return str(path).replace("'", "''")
 
 
 def record_contacts(con, as_of: date) -> int:

@@ -6,7 +6,7 @@ from orchestration.lib.warehouse import connect, counts, table_exists
 from orchestration.settings import Settings
 
 
-def build_summary(s: Settings) -> str:
+def build_summary(s: Settings, notes: list[str] | None = None) -> str:
     if not s.warehouse.exists():
         return f"no warehouse at {s.warehouse} yet"
     lines = [f"crm-pipeline summary (as of {s.as_of})"]
@@ -72,6 +72,7 @@ def build_summary(s: Settings) -> str:
                 "group by 1 order by min(list_priority)"
             ).fetchall():
                 lines.append(f"    {name:<20} {send:>10,} / {control:,}")
+    lines += [f"  {note}" for note in notes or []]
     lines.append(f"  warehouse: {s.warehouse}")
     latest = s.export_dir / "latest"
     lines.append(f"  exports:   {latest if latest.exists() else s.export_dir}")

@@ -12,6 +12,7 @@ import duckdb
 import pandas as pd
 
 from orchestration.errors import CrmError
+from orchestration.lib.personal_data import mask_frame
 
 
 class WarehouseBusyError(CrmError):
@@ -70,9 +71,13 @@ def table_exists(con: duckdb.DuckDBPyConnection, qualified: str) -> bool:
     )
 
 
-def markdown_table(df: pd.DataFrame, max_rows: int = 10) -> str:
-    """A Markdown table (no extra dependency) for Dagster metadata previews."""
-    df = df.head(max_rows)
+def markdown_table(df: pd.DataFrame, max_rows: int = 10, table: str | None = None) -> str:
+    """A Markdown table (no extra dependency) for Dagster metadata previews.
+
+    Personal columns are masked (orchestration.lib.personal_data): whatever is
+    put in metadata stays in Dagster's storage and is shown to every UI user.
+    """
+    df = mask_frame(df.head(max_rows), table)
     if df.empty:
         return "_(no rows)_"
     cols = [str(c) for c in df.columns]

@@ -7,6 +7,11 @@ As of 2024-06-30 (campaign month July). Hand-made members, all silent repeat buy
   H_TWO        birthday in July: win_back AND birthday_care audiences -> only win_back
   H_EMAILONLY  no phone, has email                -> sent by email
   H_NOCONTACT  no phone, no email                 -> not sendable
+  S_*          identifiers written in everyday forms on both sides of the do-not-contact
+               list (phones with and without 86 / 0086 / +86 and separators, member ids
+               in another case or with invisible characters, mailto: and upper-case
+               emails)                              -> all suppressed
+  F_*          names / ids / emails that are spreadsheet formulas -> sent, neutralised
 """
 
 from __future__ import annotations
@@ -37,6 +42,57 @@ HAND = {
 }
 
 
+def _split(p: str) -> tuple[str, str, str]:
+    return p[:3], p[3:7], p[7:]
+
+
+MEMBER_PHONE_FORMS = [
+    lambda p: "+86 {} {} {}".format(*_split(p)),
+    lambda p: f"86{p}",
+    lambda p: p,
+    lambda p: f"0086-{p}",
+    lambda p: "(+86) {}-{}-{}".format(*_split(p)),
+]
+SUPPRESSION_PHONE_FORMS = [
+    lambda p: p,
+    lambda p: f"0086 {p}",
+    lambda p: f"86{p}",
+    lambda p: "+86 {} {} {}".format(*_split(p)),
+    lambda p: "{}.{}.{}".format(*_split(p)),
+]
+# member id / email as in the members file -> as on the do-not-contact list
+SUPPRESSED_BY_ID_OR_EMAIL = {
+    "S_ID_CASE": ("S_ID_CASE", "", "s_id_case", ""),
+    "S_ID_ZW": ("S_ID_ZW\u200b", "", "\u00a0S_ID_ZW ", ""),
+    "S_EM_MAILTO": ("S_EM_MAILTO", "Foo.Bar@Example.COM", "", "mailto:foo.bar@example.com"),
+    "S_EM_UPPER": ("S_EM_UPPER", " mailto:S2@example.com", "", "s2@EXAMPLE.com "),
+}
+FORMULAS = {
+    # member_id: (name, phone, email)
+    "F_LINK": ('=HYPERLINK("http://evil.example/x","click")', "13955550001", ""),
+    "F_CMD": ("+cmd|' /C calc'!A0", "13955550002", ""),
+    "F_AT": ("@SUM(1+1)", "", "-x@example.com"),
+    "F_WIDE": ("\uff1d1+1\u0007bell", "13955550004", ""),
+    "-F_DASH": ("\tTab", "13955550005", ""),
+}
+
+
+def _matrix_phone(i: int, j: int) -> str:
+    return f"139{i:02d}{j:02d}7777"
+
+
+def _suppressed_members() -> dict[str, tuple[str, str, str, str]]:
+    """member_id -> (member_id as landed, member phone, member email, suppression row)."""
+    out = {}
+    for i, mform in enumerate(MEMBER_PHONE_FORMS):
+        for j, sform in enumerate(SUPPRESSION_PHONE_FORMS):
+            p = _matrix_phone(i, j)
+            out[f"S_PH_{i}{j}"] = (f"S_PH_{i}{j}", mform(p), "", f",{sform(p)},,matrix")
+    for mid, (landed, email, s_id, s_email) in SUPPRESSED_BY_ID_OR_EMAIL.items():
+        out[mid] = (landed, "", email, f"{s_id},,{s_email},forms")
+    return out
+
+
 def _add_hand_made(landing: Path) -> None:
     with (landing / "members.csv").open("a", encoding="utf-8", newline="") as fh:
         w = csv.writer(fh)
@@ -56,14 +112,22 @@ def _add_hand_made(landing: Path) -> None:
                     consent,
                 ]
             )
+        for landed, phone, email, _ in _suppressed_members().values():
+            w.writerow([landed, "2023-06-01", "测试", "F", "1980-01-01", "上海", phone, email,
+                        "tmall", "20.00", "true"])  # fmt: skip
+        for mid, (name, phone, email) in FORMULAS.items():
+            w.writerow([mid, "2023-06-01", name, "F", "1980-01-01", "上海", phone, email,
+                        "tmall", "20.00", "true"])  # fmt: skip
+    buyers = [*HAND, *_suppressed_members(), *FORMULAS]
     with (landing / "orders.csv").open("a", encoding="utf-8", newline="") as fh:
         w = csv.writer(fh)
-        for i, mid in enumerate(HAND):
+        for i, mid in enumerate(buyers):
             w.writerow([f"HX{i}a", mid, "2023-10-01 10:00:00", "300.00", "paid", "jd", "", ""])
             w.writerow([f"HX{i}b", mid, "2024-01-15 10:00:00", "280.00", "paid", "jd", "", ""])
-    (landing / "suppression.csv").write_text(
-        "phone,reason\n139 0000 0002,complaint\n", encoding="utf-8"
-    )
+    lines = ["member_id,phone,email,reason", ",139 0000 0002,,complaint"]
+    lines += [row for *_, row in _suppressed_members().values()]
+    lines.append(",1.39E+10,,excel mangled the number")  # unusable: counted, suppresses nobody
+    (landing / "suppression.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 @pytest.fixture(scope="module")
@@ -114,7 +178,7 @@ def test_hand_made_members_land_where_expected(campaign_run) -> None:
             "where member_id like 'H\\_%' escape '\\'"
         ).fetchall()
     )
-    assert reasons == {
+    assert {k: v for k, v in reasons.items() if k.startswith("H_")} == {
         "H_OPTOUT/win_back": "no marketing consent",
         "H_SUPP/win_back": "on the do-not-contact list",
         "H_NOCONTACT/win_back": "no contact detail for the list's channels",
@@ -203,3 +267,127 @@ def test_next_day_respects_the_cool_down(campaign_run) -> None:
         "H_TWO/win_back": "on a list on 2024-06-30 (cool-down 7 days)",
         "H_EMAILONLY/win_back": "on a list on 2024-06-30 (cool-down 7 days)",
     }
+
+
+def test_every_identifier_form_pair_is_suppressed(campaign_run) -> None:
+    _, con, _, _, _ = campaign_run
+    expected = set(_suppressed_members())
+    reasons = dict(
+        con.execute(
+            "select member_id, reason from marts.campaign_exclusions "
+            "where list_name = 'win_back' and member_id like 'S\\_%' escape '\\'"
+        ).fetchall()
+    )
+    assert set(reasons) == expected
+    assert set(reasons.values()) == {"on the do-not-contact list"}
+    sent = con.execute(
+        "select count(*) from marts.campaign_targets where member_id like 'S\\_%' escape '\\'"
+    ).fetchall()[0][0]
+    assert sent == 0
+    # the Excel-mangled entry is kept and counted (a WARN check), not guessed
+    invalid = con.execute(
+        "select count(*) filter (where phone_is_invalid), count(*) "
+        "from staging.stg_shop__suppression"
+    ).fetchall()[0]
+    assert invalid == (1, len(expected) + 2)
+
+
+def test_send_files_are_formula_safe(campaign_run) -> None:
+    root, _, _, _, _ = campaign_run
+    folder = root / "exports" / AS_OF
+    triggers = tuple("=+-@\t\r＝＋－＠")
+    seen: dict[str, dict[str, str]] = {}
+    for path in folder.glob("*.csv"):
+        text = path.read_text(encoding="utf-8-sig")
+        assert "\x00" not in text and "\x07" not in text
+        for row in csv.DictReader(text.splitlines()):
+            for col, value in row.items():
+                if col == "phone" and value:
+                    assert value.startswith("+86") and value[1:].isdigit()
+                    continue
+                assert not value.startswith(triggers), (path.name, col, value)
+            if row.get("member_id", "").lstrip("'") in FORMULAS and "name" in row:
+                seen[row["member_id"]] = row
+    assert seen["F_LINK"]["name"] == '\'=HYPERLINK("http://evil.example/x","click")'
+    assert seen["F_CMD"]["name"] == "'+cmd|' /C calc'!A0"
+    assert seen["F_AT"]["name"] == "'@SUM(1+1)" and seen["F_AT"]["email"] == "'-x@example.com"
+    assert seen["F_WIDE"]["name"] == "'＝1+1bell"
+    assert seen["'-F_DASH"]["member_id"] == "'-F_DASH"
+    # the XLSX keeps the text as text (a string cell is never evaluated)
+    wb = openpyxl.load_workbook(folder / "win_back.xlsx")
+    ws = wb["targets"]
+    header = [c.value for c in ws[1]]
+    cells = {r[0].value: r[header.index("name")] for r in ws.iter_rows(min_row=2)}
+    assert cells["F_LINK"].data_type == "s"
+    assert cells["F_LINK"].value.startswith("=HYPERLINK")
+
+
+def _pii_needles() -> list[bytes]:
+    """Every fixture phone (digits) and email, and the hand-made names in UTF-8 and JSON form."""
+    phones = {_matrix_phone(i, j) for i in range(5) for j in range(5)}
+    phones |= {p for _, p, _, _, _ in HAND.values() if p}
+    phones |= {p for _, p, _ in FORMULAS.values() if p}
+    emails = {e for *_, e, _ in HAND.values() if e} | {"foo.bar@example.com", "s2@example.com"}
+    names = {n for n, *_ in HAND.values()}
+    out = [p.encode() for p in phones] + [e.encode() for e in emails]
+    for n in names:
+        out += [n.encode(), json.dumps(n).strip('"').encode()]
+    return out
+
+
+def test_no_personal_data_outside_the_warehouse_and_send_files(campaign_run) -> None:
+    root, _, _, second, _ = campaign_run
+    needles = _pii_needles()
+    send_files = {
+        p.resolve()
+        for p in (root / "exports").rglob("*")
+        if p.is_file()
+        and p.suffix in {".csv", ".xlsx", ".parquet"}
+        and not p.name.endswith("_control.csv")
+    }
+    places = [root / "dagster_home", root / "models", root / "exports"]
+    places += [Path("dbt_project/target"), Path("dbt_project/logs")]
+    leaks = []
+    for place in places:
+        for path in place.rglob("*") if place.exists() else []:
+            if not path.is_file() or path.resolve() in send_files:
+                continue
+            data = path.read_bytes()
+            leaks += [f"{path}: {n.decode()!r}" for n in needles if n in data]
+    leaks += [f"summary: {n.decode()!r}" for n in needles if n in second.summary.encode()]
+    assert leaks == []
+
+
+def test_independent_check_stops_a_broken_list(campaign_run, tmp_path: Path) -> None:
+    """Break the list SQL so it ignores the do-not-contact list, and switch off the dbt test
+    that guards it too: the check of the written files alone must fail the run, and nothing
+    may be published."""
+    root, *_ = campaign_run
+    shutil.copytree(root / "landing", tmp_path / "landing")
+    sql = Path("dbt_project/models/campaigns/campaign_members.sql")
+    guard = Path(
+        "dbt_project/tests/campaigns/campaign_sends_have_consent_and_are_not_suppressed.sql"
+    )
+    originals = {p: p.read_text(encoding="utf-8") for p in (sql, guard)}
+    broken = originals[sql].replace(
+        "x.member_id is not null as is_suppressed", "false as is_suppressed"
+    )
+    assert broken != originals[sql]
+    with pytest.MonkeyPatch.context() as mp:
+        point_env_at(mp, tmp_path, as_of=AS_OF)
+        from orchestration.runner import run_pipeline
+
+        try:
+            sql.write_text(broken, encoding="utf-8")
+            guard.write_text("{{ config(enabled=false) }}\n" + originals[guard], "utf-8")
+            outcome = run_pipeline()
+        finally:
+            for path, text in originals.items():
+                path.write_text(text, encoding="utf-8")
+    assert not outcome.success
+    assert "send_files_respect_do_not_contact" in (outcome.failure or "")
+    assert "on the do-not-contact list" in (outcome.failure or "")
+    exports = tmp_path / "exports"
+    assert not (exports / AS_OF).exists() and not (exports / "latest").exists()
+    assert not any(p.name.startswith(".tmp-") for p in exports.iterdir())
+    assert not (tmp_path / "warehouse.duckdb").exists()  # the run's working copy was discarded

@@ -35,6 +35,24 @@ suppression as (
 
 ),
 
+suppressed as (
+
+    -- equality joins on the normalised identifiers (macros/identifiers.sql), one per
+    -- kind, so a million-entry list stays a hash join; member ids match case-insensitively
+    select m.member_id
+    from members as m
+    inner join suppression as x on x.member_key = lower(m.member_id)
+    union
+    select m.member_id
+    from members as m
+    inner join suppression as x on x.phone = m.phone
+    union
+    select m.member_id
+    from members as m
+    inner join suppression as x on x.email = m.email
+
+),
+
 push_reachable as (
 
     select distinct member_id
@@ -61,20 +79,6 @@ history as (
     from {{ source('campaigns', 'contact_history') }}
     where as_of_date < {{ as_of_date() }}
     group by member_id
-
-),
-
-contacts as (
-
-    select
-        member_id,
-        case
-            when regexp_full_match(phone, '1[3-9][0-9]{9}') then '+86' || phone
-            when regexp_full_match(phone, '861[3-9][0-9]{9}') then '+' || phone
-            when regexp_full_match(phone, '\+[1-9][0-9]{7,14}') then phone
-        end as phone_e164,
-        case when regexp_full_match(email, '[^@\s]+@[^@\s]+\.[^@\s]+') then email end as email
-    from members
 
 ),
 
@@ -109,29 +113,24 @@ final as (
         m.city,
         m.acquisition_channel,
         month(m.birthday) = month({{ dbt.dateadd('day', 1, as_of_date()) }}) as birthday_in_campaign_month,
-        c.phone_e164,
-        c.email,
+        m.phone as phone_e164,
+        m.email,
         {% if pb.consent == 'opt_out' -%}
         coalesce(m.marketing_consent, true) as has_consent,
         {%- else -%}
         coalesce(m.marketing_consent, false) as has_consent,
         {%- endif %}
-        exists (
-            select 1 from suppression as x
-            where x.member_id = m.member_id
-               or (x.phone is not null and x.phone in (m.phone, c.phone_e164))
-               or (x.email is not null and x.email = c.email)
-        ) as is_suppressed,
+        x.member_id is not null as is_suppressed,
         h.last_listed_on,
         coalesce(h.contacts_in_cap_window, 0) as contacts_in_cap_window,
-        c.phone_e164 is not null as sms_ok,
-        c.email is not null as email_ok,
+        m.phone is not null as sms_ok,
+        m.email is not null as email_ok,
         p.member_id is not null as push_ok
     from members as m
     inner join lifecycle as l on m.member_id = l.member_id
     left join rfm as r on m.member_id = r.member_id
     left join scores as s on m.member_id = s.member_id
-    left join contacts as c on m.member_id = c.member_id
+    left join suppressed as x on m.member_id = x.member_id
     left join push_reachable as p on m.member_id = p.member_id
     left join history as h on m.member_id = h.member_id
 

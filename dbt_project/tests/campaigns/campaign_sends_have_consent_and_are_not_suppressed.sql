@@ -1,21 +1,44 @@
 -- Blocking: nobody without marketing consent, or on the do-not-contact list, is
--- ever in a send row (checked against the members table itself, independently
--- of how campaign_targets was built).
+-- ever in a send row (checked against the staged members and suppression list,
+-- independently of how campaign_members decided who may be contacted). The send
+-- files themselves are checked again after they are written (campaign_exports).
 {%- set pb = var('playbook') %}
-select t.list_name, t.member_id, m.marketing_consent
-from {{ ref('campaign_targets') }} as t
-inner join {{ ref('int_members_unioned') }} as m on t.member_id = m.member_id
-where not t.is_control
-  and (
-    {% if pb.consent == 'opt_out' -%}
-    m.marketing_consent is not distinct from false
+with
+
+sends as (
+
+    select t.list_name, t.member_id, t.phone, t.email, m.marketing_consent, m.phone as member_phone,
+        m.email as member_email
+    from {{ ref('campaign_targets') }} as t
+    left join {{ ref('int_members_unioned') }} as m on t.member_id = m.member_id
+    where not t.is_control
+
+),
+
+suppression as (
+
+    select * from {{ ref('stg_shop__suppression') }}
+
+),
+
+hits as (
+
+    select s.list_name, s.member_id from sends as s
+    inner join suppression as x on x.member_key = lower(s.member_id)
+    union all
+    select s.list_name, s.member_id from sends as s
+    inner join suppression as x on x.phone in (s.phone, s.member_phone)
+    union all
+    select s.list_name, s.member_id from sends as s
+    inner join suppression as x on x.email in (s.email, s.member_email)
+    union all
+    select list_name, member_id from sends
+    where {% if pb.consent == 'opt_out' -%}
+        marketing_consent is not distinct from false
     {%- else -%}
-    m.marketing_consent is distinct from true
+        marketing_consent is distinct from true
     {%- endif %}
-    or exists (
-        select 1 from {{ ref('stg_shop__suppression') }} as x
-        where x.member_id = t.member_id
-           or (x.email is not null and x.email = t.email)
-           or (x.phone is not null and x.phone in (t.phone, m.phone))
-    )
-  )
+
+)
+
+select distinct list_name, member_id from hits

@@ -10,7 +10,7 @@ source as (
 final as (
 
     select
-        {{ clean_text('member_id') }} as member_id,
+        {{ normalise_member_id('member_id') }} as member_id,
         cast({{ parse_timestamp('registered_at') }} as date) as registered_at,
         {{ clean_text('name') }} as name,
         case
@@ -19,15 +19,17 @@ final as (
         end as gender,
         cast({{ parse_timestamp('birthday') }} as date) as birthday,
         {{ clean_text('city') }} as city,
-        nullif(regexp_replace(coalesce(phone, ''), '[^0-9+]', '', 'g'), '') as phone,
-        lower({{ clean_text('email') }}) as email,
+        {{ normalise_phone('phone') }} as phone,
+        {{ normalise_email('email') }} as email,
+        {{ is_invalid_phone('phone') }} as phone_is_invalid,
+        {{ is_invalid_email('email') }} as email_is_invalid,
         lower({{ clean_text('acquisition_channel') }}) as acquisition_channel,
         {{ parse_amount('acquisition_cost') }} as acquisition_cost,
         {{ parse_bool('marketing_consent') }} as marketing_consent,
         _source_file as source_file,
         _source_row as source_row,
         case
-            when {{ clean_text('member_id') }} is null then 'missing member_id'
+            when {{ normalise_member_id('member_id') }} is null then 'missing member_id'
             when {{ clean_text('registered_at') }} is null then 'missing registered_at'
             when {{ parse_timestamp('registered_at') }} is null
                 then 'unparseable registered_at: ' || registered_at

@@ -11,7 +11,7 @@ typed as (
 
     select
         {{ clean_text('order_id') }} as order_id,
-        {{ clean_text('member_id') }} as member_id,
+        {{ normalise_member_id('member_id') }} as member_id,
         {{ parse_timestamp('ordered_at') }} as ordered_at,
         {{ parse_amount('amount') }} as amount,
         lower({{ clean_text('status') }}) as status_raw,
