@@ -19,3 +19,15 @@ class ModelError(Exception):
 
     def __str__(self) -> str:
         return self.message
+
+
+def _fit_errors() -> tuple[type[BaseException], ...]:
+    import numpy as np
+    from lifetimes.utils import ConvergenceError
+
+    return (ConvergenceError, np.linalg.LinAlgError, FloatingPointError, OverflowError, ModelError)
+
+
+#: What a penalizer ladder may catch and try the next rung on: the optimiser did not
+#: converge, or the numbers broke down. Anything else is a bug and must fail the run.
+FIT_ERRORS: tuple[type[BaseException], ...] = _fit_errors()

@@ -30,7 +30,7 @@ from scipy.optimize import minimize
 from scipy.special import digamma, gammaln
 
 from ml._quiet import filtered_stdout
-from ml.errors import ModelError
+from ml.errors import FIT_ERRORS, ModelError
 from ml.formulas import PARAM_NAMES
 from ml.histogram import (
     DataSummary,
@@ -483,7 +483,7 @@ class _ParetoLikelihood:
         return -value + penalty, -params * grad + 2.0 * self.penalty * scaled**2
 
 
-class ParetoConvergenceError(Exception):
+class ParetoConvergenceError(ModelError):
     """A Pareto/NBD attempt ran off (see :data:`PARETO_MAX_SHAPE`) or did not converge."""
 
 
@@ -595,7 +595,7 @@ def _fit_core(
     for penalizer in penalizers:
         try:
             fitter, params, ll = _fit_once(name, x, t_x, age, w, float(penalizer))
-        except Exception as exc:  # lifetimes raises ConvergenceError, LinAlgError, ...
+        except FIT_ERRORS as exc:  # no convergence / numeric breakdown only
             last_error = f"{type(exc).__name__}: {str(exc).strip()}"
             continue
         values = np.array(list(params.values()))

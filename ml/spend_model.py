@@ -13,7 +13,7 @@ from lifetimes import GammaGammaFitter
 from numpy.typing import ArrayLike, NDArray
 
 from ml._quiet import filtered_stdout
-from ml.errors import ModelError
+from ml.errors import FIT_ERRORS, ModelError
 from ml.histogram import spend_histogram
 from ml.purchase_models import PENALIZER_LADDER
 
@@ -140,7 +140,7 @@ def fit_spend_model(
                 np.errstate(all="ignore"),
             ):
                 fitter.fit(x, m, weights=w)
-        except Exception as exc:  # ConvergenceError, LinAlgError, ...
+        except FIT_ERRORS as exc:  # no convergence / numeric breakdown only
             last_error = f"{type(exc).__name__}: {str(exc).strip()}"
             continue
         params = {k: float(fitter.params_[k]) for k in SPEND_PARAM_NAMES}

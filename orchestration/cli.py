@@ -19,12 +19,16 @@ import click
 
 from orchestration.errors import CrmError
 
+#: Exit codes (docs/runbook.md): 0 published, 1 failed (bad input, failed check, bug),
+#: 2 wrong usage, 75 the warehouse is busy (another run, or a program holding the file).
+EXIT_BUSY = 75
 
-def _fail(message: str, hint: str | None = None) -> None:
+
+def _fail(message: str, hint: str | None = None, code: int = 1) -> None:
     click.secho(f"error: {message}", fg="red", err=True)
     if hint:
         click.echo(f"hint: {hint}", err=True)
-    sys.exit(1)
+    sys.exit(code)
 
 
 class _Cli(click.Group):
@@ -36,7 +40,14 @@ class _Cli(click.Group):
         except CrmError as exc:
             if ctx.params.get("debug") or os.environ.get("CRM_DEBUG"):
                 traceback.print_exc()
-            _fail(str(exc), "run with --debug for the full traceback")
+            busy = type(exc).__name__ == "WarehouseBusyError"
+            _fail(
+                str(exc),
+                "nothing was changed; run again when it is free"
+                if busy
+                else "run with --debug for the full traceback",
+                EXIT_BUSY if busy else 1,
+            )
 
 
 @click.group(cls=_Cli)
@@ -70,6 +81,11 @@ def _set_env(name: str, value: object | None) -> None:
     "e.g. ingest,transform for RFM and lifecycle without the CLV model.",
 )
 @click.option("--quiet", is_flag=True, help="Only print the summary.")
+@click.option(
+    "--no-wait",
+    is_flag=True,
+    help="Refuse (exit code 75) instead of waiting when another run uses the warehouse.",
+)
 def run(
     as_of: str | None,
     landing: Path | None,
@@ -78,6 +94,7 @@ def run(
     models: Path | None,
     groups: str | None,
     quiet: bool,
+    no_wait: bool,
 ) -> None:
     """Materialize the whole asset graph (ingest → dbt → model → lists) once."""
     _set_env("CRM_AS_OF", as_of)
@@ -89,10 +106,14 @@ def run(
     from orchestration.runner import run_pipeline  # heavy imports only when running
 
     selected = [g.strip() for g in groups.split(",") if g.strip()] if groups else None
-    outcome = run_pipeline(progress=None if quiet else click.echo, groups=selected)
+    outcome = run_pipeline(
+        progress=None if quiet else click.echo, groups=selected, wait=not no_wait
+    )
     click.echo(outcome.summary)
     if not outcome.success:
-        _fail(outcome.failure or "the run failed", outcome.hint)
+        if os.environ.get("CRM_DEBUG") and outcome.details:
+            click.echo(outcome.details, err=True)
+        _fail(outcome.failure or "the run failed", outcome.hint, EXIT_BUSY if outcome.busy else 1)
 
 
 @main.command("demo-data")

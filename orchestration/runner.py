@@ -13,9 +13,11 @@ from dataclasses import dataclass, field
 import dagster as dg
 
 from orchestration.errors import CrmError
-from orchestration.lib.run_guard import ensure_not_running
-from orchestration.lib.summary import build_summary
-from orchestration.settings import load_settings
+from orchestration.lib.landing import ORDERS, find_files
+from orchestration.lib.run_guard import release_turn, wait_for_turn
+from orchestration.lib.summary import build_summary, kept_summary
+from orchestration.lib.warehouse import connect
+from orchestration.settings import Settings, load_settings, run_tags
 
 
 @dataclass
@@ -26,6 +28,8 @@ class RunOutcome:
     failure: str | None = None
     hint: str | None = None
     step_seconds: dict[str, float] = field(default_factory=dict)
+    busy: bool = False  # refused because the warehouse is in use (exit code 75)
+    details: str = ""  # the failing step's traceback (shown with --debug)
 
 
 class _ProgressHandler(logging.Handler):
@@ -103,6 +107,13 @@ def _failure_reason(result: dg.ExecuteInProcessResult) -> tuple[str, str | None]
     return "the run failed", "see the run in the Dagster UI (crm ui)"
 
 
+def _failure_details(result: dg.ExecuteInProcessResult) -> str:
+    for event in result.all_events:
+        if event.event_type_value == "STEP_FAILURE":
+            return event.step_failure_data.error.to_string()
+    return ""
+
+
 def _run_notes(result: dg.ExecuteInProcessResult) -> list[str]:
     """Lines for the summary from this run's own materializations (e.g. export retention)."""
     notes = []
@@ -118,14 +129,27 @@ def _run_notes(result: dg.ExecuteInProcessResult) -> list[str]:
 def run_pipeline(
     progress: Callable[[str], None] | None = None,
     groups: list[str] | None = None,
+    wait: bool = True,
 ) -> RunOutcome:
     """Materialize the job (or only the asset groups given, e.g. ["ingest", "transform"])."""
     s = load_settings()
     s.export_env()
     s.ensure_dagster_home()
-    # A second run against a warehouse in use stops at once, before touching anything.
-    ensure_not_running(s.warehouse)
+    if not groups or "ingest" in groups:
+        find_files(s.landing_dir, ORDERS)  # a missing landing folder or orders file: say so now
+    # Runs on one warehouse queue: wait for a run in progress (or refuse with wait=False),
+    # and fail now, with the reason, if another program holds the warehouse file.
+    wait_for_turn(s.warehouse, wait=wait, notify=progress)
+    try:
+        if s.warehouse.exists():
+            with connect(s.warehouse):
+                pass
+        return _execute(s, progress, groups)
+    finally:
+        release_turn(s.warehouse)
 
+
+def _execute(s: Settings, progress: Callable[[str], None] | None, groups: list[str] | None):
     from orchestration.definitions import defs
 
     out = sys.stdout  # progress goes to the terminal even while dbt's output is captured
@@ -150,10 +174,13 @@ def run_pipeline(
             run_config={"loggers": {"progress": {}}},
             raise_on_error=False,
             asset_selection=asset_selection,
-            tags={"crm/as_of": s.as_of.isoformat(), "crm/trigger": "cli"},
+            tags={**run_tags(s), "crm/trigger": "cli"},
         )
-    summary = build_summary(s, notes=_run_notes(result))
     if result.success:
+        summary = build_summary(s, notes=_run_notes(result))
         return RunOutcome(True, result.run_id, summary, step_seconds=handler.step_seconds)
     failure, hint = _failure_reason(result)
-    return RunOutcome(False, result.run_id, summary, failure, hint, handler.step_seconds)
+    outcome = RunOutcome(False, result.run_id, kept_summary(s), failure, hint, handler.step_seconds)
+    outcome.busy = "is open in another program" in failure or "another run is using" in failure
+    outcome.details = _failure_details(result)
+    return outcome

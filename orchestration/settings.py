@@ -95,6 +95,8 @@ class Settings:
     export_hashed_audience: bool
     export_retention_days: int
     duckdb_memory_limit: str
+    min_order_date: date
+    max_order_amount: float
     dbt_project_dir: Path = field(default=DBT_PROJECT_DIR)
 
     @property
@@ -117,6 +119,12 @@ class Settings:
             "as_of_date": self.as_of.isoformat(),
             "timezone": self.timezone,
             "holdout_days": self.holdout_days,
+            "min_order_date": self.min_order_date.isoformat(),
+            "max_order_amount": (
+                int(self.max_order_amount)
+                if float(self.max_order_amount).is_integer()
+                else self.max_order_amount
+            ),
         }
         if self.silent_after_days is not None:
             out["silent_after_days"] = self.silent_after_days
@@ -125,11 +133,22 @@ class Settings:
         return out
 
     def ensure_dagster_home(self) -> Path:
-        """Create DAGSTER_HOME with a dagster.yaml that turns telemetry off."""
+        """Create DAGSTER_HOME with the project's dagster.yaml (telemetry off, run queue).
+
+        The file is (re)written while it is still the project's own copy (its first line);
+        a dagster.yaml edited by hand (first line removed) is left alone.
+        """
         self.dagster_home.mkdir(parents=True, exist_ok=True)
+        template = Path(__file__).with_name("dagster.yaml").read_text(encoding="utf-8")
         cfg = self.dagster_home / "dagster.yaml"
-        if not cfg.exists():
-            cfg.write_text("telemetry:\n  enabled: false\n", encoding="utf-8")
+        current = cfg.read_text(encoding="utf-8") if cfg.exists() else None
+        ours = (
+            current is None
+            or current.startswith(template.splitlines()[0])
+            or (current.strip() == "telemetry:\n  enabled: false")
+        )
+        if ours and current != template:
+            cfg.write_text(template, encoding="utf-8")
         return self.dagster_home
 
     def export_env(self) -> None:
@@ -142,6 +161,16 @@ class Settings:
         os.environ["CRM_DUCKDB_MEMORY_LIMIT"] = self.duckdb_memory_limit
         os.environ["DAGSTER_HOME"] = str(self.dagster_home)
         os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
+
+
+def run_tags(s: Settings) -> dict[str, str]:
+    """Tags every run carries, however it was started: the UI filters and the run queue
+    (one run per warehouse at a time, see dagster.yaml) key on them."""
+    return {
+        "crm/as_of": s.as_of.isoformat(),
+        "crm/warehouse": str(s.warehouse),
+        "crm/landing": str(s.landing_dir),
+    }
 
 
 def load_dotenv(path: Path = PROJECT_ROOT / ".env") -> None:
@@ -162,6 +191,14 @@ def load_dotenv(path: Path = PROJECT_ROOT / ".env") -> None:
         os.environ.setdefault(key.strip(), value.strip().strip('"').strip("'"))
 
 
+def _default_dagster_home(warehouse: Path) -> Path:
+    """Dagster's storage beside the warehouse, one per warehouse: `data/dagster_home` for
+    `data/warehouse.duckdb`, `data/dagster_home-cdnow` for `data/cdnow.duckdb`. So a run on
+    another warehouse never shows its status on the default warehouse's assets."""
+    suffix = "" if warehouse.stem == "warehouse" else f"-{warehouse.stem}"
+    return warehouse.parent / f"dagster_home{suffix}"
+
+
 def load_settings() -> Settings:
     """Read the settings from the environment (defaults live under `data/`)."""
     timezone = _env("CRM_TIMEZONE", "Asia/Shanghai")
@@ -176,12 +213,13 @@ def load_settings() -> Settings:
     time_unit = _env("CRM_TIME_UNIT", "week").lower()
     if time_unit not in {"week", "day"}:
         raise CrmError(f"CRM_TIME_UNIT={time_unit!r} must be 'week' or 'day'")
+    warehouse = _path("CRM_WAREHOUSE", "data/warehouse.duckdb")
     return Settings(
         landing_dir=_path("CRM_LANDING_DIR", "data/landing"),
-        warehouse=_path("CRM_WAREHOUSE", "data/warehouse.duckdb"),
+        warehouse=warehouse,
         export_dir=_path("CRM_EXPORT_DIR", "data/exports"),
         models_dir=_path("CRM_MODELS_DIR", "models"),
-        dagster_home=_path("DAGSTER_HOME", "data/dagster_home"),
+        dagster_home=_path("DAGSTER_HOME", str(_default_dagster_home(warehouse))),
         timezone=timezone,
         as_of_override=parse_as_of(as_of_raw) if as_of_raw else None,
         schedule_cron=_env("CRM_SCHEDULE_CRON", "0 2 * * *"),
@@ -197,4 +235,6 @@ def load_settings() -> Settings:
         export_hashed_audience=_bool("CRM_EXPORT_HASHED_AUDIENCE", False),
         export_retention_days=_int("CRM_EXPORT_RETENTION_DAYS", 90, minimum=1),
         duckdb_memory_limit=_env("CRM_DUCKDB_MEMORY_LIMIT", "3GB"),
+        min_order_date=parse_as_of(_env("CRM_MIN_ORDER_DATE", "2000-01-01"), "CRM_MIN_ORDER_DATE"),
+        max_order_amount=_float("CRM_MAX_ORDER_AMOUNT", 1_000_000.0),
     )

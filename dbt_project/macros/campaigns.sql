@@ -53,3 +53,15 @@
 {% macro stable_bucket(expr) -%}
     (cast(('0x' || substr(md5({{ expr }}), 1, 8)) as ubigint) / 4294967296.0)
 {%- endmacro %}
+
+{# Does a list need model scores (ranked by one, or its audience filters on one)? Without
+   current scores such a list is not built (thin data, model skipped). #}
+{% macro list_needs_scores(cl) -%}
+    {%- set score_ranks = ['winback_value', 'clv_at_risk', 'predicted_clv_12m', 'p_purchase_90d', 'p_purchase_60d'] -%}
+    {%- set score_columns = ['p_alive', 'p_purchase_60d', 'p_purchase_90d', 'expected_purchases_90d',
+                             'expected_order_value', 'predicted_clv_12m', 'churn_risk', 'value_tier'] -%}
+    {%- set audience = cl.audience | string -%}
+    {%- set ns = namespace(needs=cl.rank_by in score_ranks) -%}
+    {%- for c in score_columns -%}{%- if c in audience -%}{%- set ns.needs = true -%}{%- endif -%}{%- endfor -%}
+    {{ return(ns.needs) }}
+{%- endmacro %}

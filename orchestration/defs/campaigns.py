@@ -159,9 +159,11 @@ def build_campaign_assets() -> list[dg.AssetsDefinition]:
                     f"send files not published: {bad:,} row(s) must not be contacted "
                     f"({'; '.join(examples)}); the list SQL is wrong, the last good export stays"
                 )
-            result = exports.publish(staged)
+            backfill = exports.is_backfill(s.export_dir, s.as_of)
+            newest = exports.newest_published(s.export_dir) or s.as_of
+            result = exports.publish(staged, move_latest=not backfill)
             removed = (
-                exports.apply_retention(s.export_dir, s.export_retention_days, s.as_of)
+                exports.apply_retention(s.export_dir, s.export_retention_days, max(newest, s.as_of))
                 if result.published
                 else []
             )
@@ -174,9 +176,16 @@ def build_campaign_assets() -> list[dg.AssetsDefinition]:
             context.log.warning(result.reason)
             yield dg.MaterializeResult(metadata={"published": False, "reason": result.reason})
             return
-        with connect(s.warehouse) as con:
-            recorded = exports.record_contacts(con, s.as_of)
-        context.log.info(f"{recorded:,} messages recorded in campaigns.contact_history")
+        if backfill:
+            context.log.warning(
+                f"backfill: {s.as_of} is before the newest published export ({newest}); its "
+                f"files are under exports/{s.as_of}/ but `latest` stays and no contact history is "
+                "written (these lists were never sent)"
+            )
+        else:
+            with connect(s.warehouse) as con:
+                recorded = exports.record_contacts(con, s.as_of)
+            context.log.info(f"{recorded:,} messages recorded in campaigns.contact_history")
         m = result.manifest
         yield dg.MaterializeResult(
             metadata={
@@ -192,6 +201,7 @@ def build_campaign_assets() -> list[dg.AssetsDefinition]:
                     {x["list"]: {"send": x["send"], "control": x["control"]} for x in m["lists"]}
                 ),
                 "retention_deleted": len(removed),
+                "backfill": backfill,
             }
         )
 

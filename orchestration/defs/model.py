@@ -70,7 +70,12 @@ def _finite_positive(params: dict[str, float]) -> bool:
 
 
 def _skipped(context, s, reason: str):
-    """Data guard: record the skip, fail the gates (so nothing stale is published)."""
+    """Data guard (too little data for the model): record the skip and warn.
+
+    The checks fail with WARN severity, so the run goes on: RFM, lifecycle and every
+    list that needs no model scores are published; lists ranked or filtered on scores
+    are not built (campaign_exclusions says why) and no stale scores are used.
+    """
     with connect(s.warehouse) as con:
         store.record_runs(
             con, run_id=context.run_id, model_version="", as_of=s.as_of,
@@ -82,7 +87,13 @@ def _skipped(context, s, reason: str):
     fail = {"reason": reason}
     yield dg.MaterializeResult(metadata={"status": "skipped", "reason": reason})
     for name in (CHECK_CONVERGED, CHECK_FINITE, CHECK_BASELINE):
-        yield dg.AssetCheckResult(check_name=name, passed=False, description=reason, metadata=fail)
+        yield dg.AssetCheckResult(
+            check_name=name,
+            passed=False,
+            severity=dg.AssetCheckSeverity.WARN,
+            description=f"model skipped: {reason}",
+            metadata=fail,
+        )
     yield dg.AssetCheckResult(check_name=CHECK_DRIFT, passed=True, description="model skipped")
 
 
@@ -298,8 +309,15 @@ def customer_scores(context: dg.AssetExecutionContext, crm: PipelineSettings):
     with connect(s.warehouse, read_only=True) as con:
         features, _ = store.read_features(con)
         fits = store.run_artifacts(con, context.run_id)
-    if fits.empty:
-        raise CrmError("no fitted CLV model passed its gates yet; materialize clv_model first")
+    if fits.empty or (fits["status"] == "skipped").any():
+        # the model was skipped (thin data): publish no scores; lists needing them are not built
+        context.log.warning("no CLV model for this run (skipped); no scores were written")
+        with connect(s.warehouse) as con:
+            store.ensure_scores_table(con)
+            # scores of this day from an earlier run are not this run's: lists needing
+            # scores are not built on them (later days' scores are not touched)
+            con.execute(f"delete from {store.SCORES_TABLE} where as_of_date = ?", [s.as_of])
+        return dg.MaterializeResult(metadata={"skipped": True, "dagster/row_count": 0})
     chosen = fits[fits["selected"] & (fits["model"] != "gamma_gamma")].iloc[0]
     gg = fits[fits["model"] == "gamma_gamma"].iloc[0]
     version = str(chosen["model_version"])

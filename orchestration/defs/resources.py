@@ -8,12 +8,19 @@ import dagster as dg
 from dagster_dbt import DbtCliResource, DbtProject
 from pydantic import PrivateAttr
 
-from orchestration.lib.exports import clean_leftovers, export_lock
+from orchestration.lib.exports import clean_leftovers, export_lock, is_backfill
 from orchestration.lib.run_guard import RunGuard, begin_run
-from orchestration.settings import DBT_PROJECT_DIR, Settings, load_settings, parse_as_of
+from orchestration.settings import (
+    DBT_PROJECT_DIR,
+    Settings,
+    load_settings,
+    parse_as_of,
+    run_tags,
+)
 
 _DBT = Path(sys.executable).with_name("dbt")
 _GUARDS: dict[str, tuple[RunGuard, int]] = {}  # run_id -> (guard, resource users)
+_PINNED_AS_OF: dict[str, date] = {}  # run_id -> the as-of fixed when the run started
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
 
 
@@ -30,12 +37,14 @@ class PipelineSettings(dg.ConfigurableResource):
     export_dir: str = ""
     models_dir: str = ""
     _guard: RunGuard | None = PrivateAttr(default=None)
+    _run_id: str | None = PrivateAttr(default=None)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         """Lock the warehouse and switch this run onto a working copy (see run_guard)."""
         run_id = context.run_id
         if not run_id or context.instance is None:
             return
+        self._run_id = run_id
         if run_id in _GUARDS:  # resources initialised again within the same run
             guard, users = _GUARDS[run_id]
             _GUARDS[run_id] = (guard, users + 1)
@@ -43,6 +52,13 @@ class PipelineSettings(dg.ConfigurableResource):
             resolved = self._resolved()
             guard = begin_run(resolved.warehouse, run_id)
             _GUARDS[run_id] = (guard, 1)
+            # one as-of for the whole run, however it was started, and tags that say so
+            _PINNED_AS_OF[run_id] = resolved.as_of
+            current = context.dagster_run.tags if context.dagster_run else {}
+            tags = {k: v for k, v in run_tags(resolved).items() if k not in current}
+            if tags:
+                context.instance.add_run_tags(run_id, tags)
+            _fail_orphaned_runs(context, resolved.warehouse)
             # before anything else: what a killed run left in the export folder goes
             with export_lock(resolved.export_dir):
                 removed = clean_leftovers(resolved.export_dir)
@@ -63,7 +79,9 @@ class PipelineSettings(dg.ConfigurableResource):
             _GUARDS[context.run_id] = (guard, users - 1)
             return
         del _GUARDS[context.run_id]
-        if _run_failed(context):
+        resolved = self._resolved()
+        _PINNED_AS_OF.pop(context.run_id, None)
+        if not _run_completed(context):
             guard.discard()
             if context.log:
                 context.log.warning(
@@ -71,8 +89,9 @@ class PipelineSettings(dg.ConfigurableResource):
                 )
         else:
             guard.publish()
-            # models/LATEST names the version whose scores are now published
-            published_scores_version(self._resolved())
+            # models/LATEST names the version whose scores are now published (not a backfill's)
+            if not is_backfill(resolved.export_dir, resolved.as_of):
+                published_scores_version(resolved)
 
     def settings(self) -> Settings:
         s = self._resolved()
@@ -83,8 +102,9 @@ class PipelineSettings(dg.ConfigurableResource):
 
     def _resolved(self) -> Settings:
         s = load_settings()
+        pinned = _PINNED_AS_OF.get(self._run_id or "")
         s = s.with_overrides(
-            as_of_override=parse_as_of(self.as_of, "as_of") if self.as_of else None,
+            as_of_override=pinned or (parse_as_of(self.as_of, "as_of") if self.as_of else None),
             landing_dir=Path(self.landing_dir).resolve() if self.landing_dir else None,
             warehouse=Path(self.warehouse).resolve() if self.warehouse else None,
             export_dir=Path(self.export_dir).resolve() if self.export_dir else None,
@@ -113,22 +133,54 @@ def published_scores_version(s: Settings) -> str | None:
     return None
 
 
-def _run_failed(context: dg.InitResourceContext) -> bool:
-    """Did any step of this run fail, or any blocking (ERROR) asset check?"""
-    records = context.instance.all_logs(
+def _run_completed(context: dg.InitResourceContext) -> bool:
+    """Positive evidence that the run reached its end: every step of its plan succeeded,
+    and no blocking (ERROR) asset check failed. Absence of a failure is not enough."""
+    instance = context.instance
+    run = instance.get_run_by_id(context.run_id)
+    if run is None or run.execution_plan_snapshot_id is None:
+        return False
+    plan = instance.get_execution_plan_snapshot(run.execution_plan_snapshot_id)
+    planned = set(plan.step_keys_to_execute)
+    succeeded: set[str] = set()
+    records = instance.all_logs(
         context.run_id,
-        of_type={dg.DagsterEventType.STEP_FAILURE, dg.DagsterEventType.ASSET_CHECK_EVALUATION},
+        of_type={
+            dg.DagsterEventType.STEP_SUCCESS,
+            dg.DagsterEventType.STEP_FAILURE,
+            dg.DagsterEventType.ASSET_CHECK_EVALUATION,
+        },
     )
     for record in records:
         event = record.dagster_event
         if event is None:
             continue
         if event.event_type == dg.DagsterEventType.STEP_FAILURE:
-            return True
+            return False
+        if event.event_type == dg.DagsterEventType.STEP_SUCCESS:
+            succeeded.add(event.step_key or "")
+            continue
         ev = event.event_specific_data
         if not ev.passed and ev.severity == dg.AssetCheckSeverity.ERROR:
-            return True
-    return False
+            return False
+    return bool(planned) and planned <= succeeded
+
+
+def _fail_orphaned_runs(context: dg.InitResourceContext, warehouse: Path) -> None:
+    """Runs on this warehouse still marked STARTED while we hold its run lock were killed
+    (a killed process cannot say so): mark them failed, with the reason."""
+    runs = context.instance.get_runs(
+        filters=dg.RunsFilter(
+            statuses=[dg.DagsterRunStatus.STARTED], tags={"crm/warehouse": str(warehouse)}
+        )
+    )
+    for run in runs:
+        if run.run_id != context.run_id:
+            context.instance.report_run_failed(
+                run,
+                message=f"marked failed by run {context.run_id[:8]}: the process was killed "
+                "before it finished (nothing of it was published)",
+            )
 
 
 def make_resources() -> dict[str, object]:

@@ -407,6 +407,13 @@ def newest_published(export_dir: Path) -> date | None:
     return max(days) if days else None
 
 
+def is_backfill(export_dir: Path, as_of: date) -> bool:
+    """A run for a day earlier than the newest published export: it must not move `latest`,
+    `models/LATEST` or write contact history (contacts that never happened)."""
+    newest = newest_published(export_dir)
+    return newest is not None and as_of < newest
+
+
 def clean_leftovers(export_dir: Path) -> list[str]:
     """Remove what a killed run left behind and repair `latest` (call under `export_lock`).
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import codecs
 import difflib
 import hashlib
+import re
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -77,6 +78,94 @@ class LoadReport:
     notes: list[str] = field(default_factory=list)
 
 
+#: Longest CSV line DuckDB reads; a longer line is quarantined ("line too long").
+MAX_LINE_BYTES = 2 << 20
+
+_REJECT_REASONS = {
+    "MISSING COLUMNS": "too few fields: {fields} of {expected} on line {line}; "
+    "the row looks cut short",
+    "TOO MANY COLUMNS": "too many fields: {fields} of {expected} on line {line}; "
+    "an unquoted delimiter inside a value?",
+    "UNQUOTED VALUE": "unterminated or misplaced quote: lines {line}-{last} were read as "
+    "one value ({span} lines); fix the quote and land the file again",
+    "LINE SIZE OVER MAXIMUM": "line too long: line {line} is longer than "
+    + f"{MAX_LINE_BYTES // (1 << 20)} MB",
+    "INVALID UNICODE": "invalid characters for the file's encoding on line {line}",
+}
+
+
+@dataclass
+class RecordScan:
+    """An independent count of a CSV file's records (a second reader, not DuckDB's).
+
+    `records` excludes the header and blank lines. `lines` maps a line number as DuckDB
+    reports it (records and blank lines counted, quoted line breaks not) to the record's
+    number and its first and last physical line; it is filled for the lines asked for.
+    """
+
+    records: int
+    physical_lines: int
+    lines: dict[int, tuple[int, int, int]] = field(default_factory=dict)
+    tail: list[tuple[int, int, int]] = field(default_factory=list)  # the last records
+
+
+def scan_records(path: Path, delim: str, want: set[int] | None = None) -> RecordScan:
+    """Count the data records of a UTF-8 CSV file the way RFC 4180 defines them.
+
+    Files without a quote character are counted from their line breaks (fast); others,
+    and whenever line positions are wanted, are read with Python's csv module.
+    """
+    if not want:
+        fast = _count_unquoted(path)
+        if fast is not None:
+            return fast
+    import csv
+    import sys
+    from collections import deque
+
+    csv.field_size_limit(sys.maxsize)
+    want = want or set()
+    found: dict[int, tuple[int, int, int]] = {}
+    tail: deque[tuple[int, int, int]] = deque(maxlen=8)
+    records = rows = 0
+    last_line = 0
+    with path.open("r", encoding="utf-8-sig", newline="") as fh:
+        reader = csv.reader(fh, delimiter=delim, quotechar='"', doublequote=True)
+        for row in reader:
+            rows += 1  # DuckDB's line number of this row
+            first, last_line = last_line + 1, reader.line_num
+            if rows == 1 or not row:  # header, blank line
+                continue
+            records += 1
+            entry = (records, first, last_line)
+            tail.append(entry)
+            if rows in want:
+                found[rows] = entry
+    return RecordScan(records, last_line, found, list(tail))
+
+
+def _count_unquoted(path: Path) -> RecordScan | None:
+    """Records of a file without any quote character: its non-blank lines minus the header."""
+    import re
+
+    blank_re = re.compile(rb"\n(?=\r?\n)")
+    newlines = blanks = 0
+    prev = b""
+    last = b""
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 22):
+            if b'"' in chunk:
+                return None
+            window = prev + chunk
+            newlines += chunk.count(b"\n")
+            if b"\n\n" in window or b"\n\r\n" in window:
+                blanks += len(blank_re.findall(window)) - len(blank_re.findall(prev))
+            prev = window[-2:]
+            last = chunk[-1:]
+    lines = newlines + (1 if last not in (b"", b"\n") else 0)
+    return RecordScan(records=max(lines - 1 - blanks, 0), physical_lines=lines)
+
+
 def find_files(landing_dir: Path, entity: Entity) -> list[Path]:
     """Files for an entity: `<entity>*.csv|.txt|.parquet` in the landing folder, sorted."""
     if not landing_dir.is_dir():
@@ -138,13 +227,44 @@ def detect_encoding(path: Path, chunk_size: int = 1 << 20) -> str:
             f"{path.name}: cannot read the text encoding (tried UTF-8 and GBK/GB18030, "
             f"failed at byte {exc.start}); save the file as UTF-8 and land it again"
         ) from exc
+    _refuse_latin_mojibake(path, chunk_size)
     return "gb18030"
+
+
+# A Latin letter glued to a CJK character inside a word ("Ren閑" for "Renée") is what
+# Windows-1252 text looks like when decoded as GBK; real Chinese text rarely has it.
+_MOJIBAKE = re.compile(r"[A-Za-z][\u3400-\u9fff]|[\u3400-\u9fff][a-z]")
+
+
+def _refuse_latin_mojibake(path: Path, chunk_size: int) -> None:
+    """Stop when a 'GBK' file only decodes by guessing: it is really Windows-1252."""
+    with path.open("rb") as fh:
+        raw = fh.read(8 * chunk_size)
+    text = raw.decode("gb18030", errors="ignore")
+    found = _MOJIBAKE.search(text)
+    if found is None:
+        return
+    try:
+        raw.decode("cp1252")
+    except UnicodeDecodeError:
+        return
+    line = text.count("\n", 0, found.start()) + 1
+    raise CrmError(
+        f"{path.name}: the text encoding looks like Windows-1252 (Western European), not "
+        f"UTF-8 or GBK: line {line} has Latin letters that only decode as Chinese "
+        "characters by guessing. Save the file as UTF-8 and land it again"
+    )
 
 
 @contextmanager
 def _utf8_view(path: Path, encoding: str) -> Iterator[Path]:
-    """Yield a path DuckDB can read as UTF-8 (transcoding GB18030 to a temp file)."""
-    if encoding in {"utf-8", "utf-8-sig"}:
+    """Yield a path DuckDB can read strictly: UTF-8 with one kind of line ending.
+
+    GB18030 files are transcoded, and files that mix CRLF and LF line endings (one
+    program wrote the header, another the rows) get LF throughout, in a temp copy.
+    """
+    mixed = _mixed_line_endings(path)
+    if encoding in {"utf-8", "utf-8-sig"} and not mixed:
         yield path
         return
     with tempfile.TemporaryDirectory(prefix="crm-transcode-") as tmp:
@@ -153,9 +273,29 @@ def _utf8_view(path: Path, encoding: str) -> Iterator[Path]:
             path.open("r", encoding=encoding, newline="") as src,
             out.open("w", encoding="utf-8", newline="") as dst,
         ):
+            carry = ""
             while chunk := src.read(1 << 20):
-                dst.write(chunk)
+                chunk = carry + chunk
+                carry = "\r" if chunk.endswith("\r") else ""
+                chunk = chunk[:-1] if carry else chunk
+                dst.write(chunk.replace("\r\n", "\n") if mixed else chunk)
+            dst.write(carry)
         yield out
+
+
+def _mixed_line_endings(path: Path) -> bool:
+    """True when some lines end in CRLF and others in a bare LF."""
+    crlf = lf = 0
+    prev = b""
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 22):
+            window = prev + chunk
+            crlf += window.count(b"\r\n") - prev.count(b"\r\n")
+            lf += chunk.count(b"\n")
+            prev = window[-1:]
+            if crlf and lf > crlf:
+                return True
+    return False
 
 
 def _sniff_delimiter(header: str) -> str:
@@ -172,10 +312,31 @@ def _quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _scan_sql(path: Path) -> str:
-    """A SQL table expression reading one (UTF-8 or Parquet) file with all columns as text."""
+def _scan_sql(path: Path, rejects: str | None = None) -> str:
+    """A SQL table expression reading one (UTF-8 or Parquet) file with all columns as text.
+
+    CSV is read strictly (RFC 4180 quoting, exact field count): a record that does not
+    parse is not guessed at but recorded in the `rejects` table (when given) with its
+    line, and quarantined by `load_entity`.
+    """
     if path.suffix.lower() == ".parquet":
         return f"read_parquet({_sql_str(str(path))})"
+    header = _header_line(path)
+    delim = _sniff_delimiter(header)
+    options = (
+        f"header=true, all_varchar=true, delim={_sql_str(delim)}, quote='\"', escape='\"', "
+        f"auto_detect=false, strict_mode=true, max_line_size={MAX_LINE_BYTES}, "
+        f"columns={_columns_struct(header, delim)}"
+    )
+    if rejects:
+        options += (
+            f", store_rejects=true, rejects_table={_sql_str(rejects)}, "
+            f"rejects_scan={_sql_str(rejects + '_scans')}"
+        )
+    return f"read_csv({_sql_str(str(path))}, {options})"
+
+
+def _header_line(path: Path) -> str:
     with path.open("r", encoding="utf-8-sig", newline="") as fh:
         header = fh.readline()
     if not header.strip():
@@ -183,12 +344,7 @@ def _scan_sql(path: Path) -> str:
             f"{path.name} is empty (no header row); export it again with a header line "
             "naming the columns (see docs/data-contract.md)"
         )
-    delim = _sniff_delimiter(header)
-    return (
-        f"read_csv({_sql_str(str(path))}, header=true, all_varchar=true, delim={_sql_str(delim)},"
-        " quote='\"', escape='\"', null_padding=true, auto_detect=false, strict_mode=false,"
-        " columns=" + _columns_struct(header, delim) + ")"
-    )
+    return header
 
 
 def _columns_struct(header: str, delim: str) -> str:
@@ -211,42 +367,35 @@ def _canonical(name: str) -> str:
 def load_entity(
     con: duckdb.DuckDBPyConnection, entity: Entity, files: list[Path], schema: str = "raw"
 ) -> LoadReport:
-    """Replace `<schema>.<entity>` with every row of `files` (text columns + provenance).
+    """Replace `<schema>.<entity>` with every record of `files` (text columns + provenance).
 
-    Raises CrmError naming the file and column when a required column is missing.
-    The table is only replaced once every file has been read.
+    Every record of a CSV file becomes a row: records DuckDB's strict reader rejects
+    (too few / too many fields, a broken quote, an over-long line) and records it skips
+    become rows with `_reject_reason` (quarantined downstream). The rows per file are
+    reconciled with an independent count of the file's records (`scan_records`); a
+    difference stops the load naming the file and line. Raises CrmError naming the file
+    and column when a required column is missing. The table is only replaced once every
+    file has been read.
     """
     report = LoadReport(entity=entity.name)
     selects: list[str] = []
+    csv_files: list[tuple[Path, Path, str, str]] = []  # (path, readable, delimiter, rejects)
     with _open_all(files) as opened:
-        for path, readable, encoding in opened:
-            scan = _scan_sql(readable)
+        for i, (path, readable, encoding) in enumerate(opened):
+            is_csv = encoding != "binary"
+            rejects = f"crm_rejects_{entity.name}_{i}" if is_csv else None
+            scan = _scan_sql(readable, rejects)
             try:
-                described = con.sql(f"DESCRIBE SELECT * FROM {scan}").fetchall()
+                described = con.sql(f"DESCRIBE SELECT * FROM {_scan_sql(readable)}").fetchall()
             except duckdb.Error as exc:
                 raise CrmError(
-                    f"{path.name}: cannot be read as {'Parquet' if encoding == 'binary' else 'CSV'}"
+                    f"{path.name}: cannot be read as {'CSV' if is_csv else 'Parquet'}"
                     f" ({str(exc).splitlines()[0]}); export it again as CSV or Parquet"
                 ) from exc
             present = {}
             for col_name, *_ in described:
                 present.setdefault(_canonical(col_name), col_name)
-            missing = [c for c in entity.required if c not in present]
-            if missing:
-                hints = []
-                for col in missing:
-                    close = difflib.get_close_matches(col, list(present), n=1, cutoff=0.6)
-                    hints.append(f"'{col}'" + (f" (found '{present[close[0]]}'?)" if close else ""))
-                raise CrmError(
-                    f"{path.name}: required column {', '.join(hints)} is missing; the file has "
-                    f"{', '.join(repr(c) for c in present)}. Rename the column in the export "
-                    "(see docs/data-contract.md)"
-                )
-            if entity.any_of and not any(c in present for c in entity.any_of):
-                raise CrmError(
-                    f"{path.name}: needs at least one of the columns "
-                    f"{', '.join(entity.any_of)}; the file has {', '.join(map(repr, present))}"
-                )
+            _check_columns(path, entity, present)
             extra = sorted(set(present) - set(entity.columns))
             if extra:
                 report.notes.append(f"{path.name}: ignored extra columns {', '.join(extra)}")
@@ -258,8 +407,12 @@ def load_entity(
             ]
             selects.append(
                 f"SELECT {', '.join(cols)}, {_sql_str(path.name)} AS _source_file, "
-                f"CAST(ordinality AS BIGINT) AS _source_row FROM {scan} WITH ORDINALITY"
+                "CAST(ordinality AS BIGINT) AS _source_row, "
+                f"CAST(NULL AS VARCHAR) AS _reject_reason FROM {scan} WITH ORDINALITY"
             )
+            if is_csv:
+                delim = _sniff_delimiter(_header_line(readable))
+                csv_files.append((path, readable, delim, rejects or ""))
             report.files.append(path.name)
             report.encodings[path.name] = encoding
         if selects:
@@ -268,7 +421,8 @@ def load_entity(
             cols = ", ".join(f"CAST(NULL AS VARCHAR) AS {c}" for c in entity.columns)
             body = (
                 f"SELECT {cols}, CAST(NULL AS VARCHAR) AS _source_file, "
-                "CAST(NULL AS BIGINT) AS _source_row WHERE false"
+                "CAST(NULL AS BIGINT) AS _source_row, CAST(NULL AS VARCHAR) AS _reject_reason "
+                "WHERE false"
             )
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
         tmp = f"{schema}._load_{entity.name}"
@@ -279,6 +433,8 @@ def load_entity(
                 f"{entity.name} files {', '.join(report.files)} could not be parsed: "
                 f"{str(exc).splitlines()[0]}; check quoting and delimiters, then land them again"
             ) from exc
+        for path, readable, delim, rejects in csv_files:
+            _account_for_file(con, tmp, entity, path, readable, delim, rejects, report)
     counts = con.sql(f"SELECT _source_file, count(*) FROM {tmp} GROUP BY 1").fetchall()
     report.rows_per_file = {name: n for name, n in counts}
     report.rows = sum(report.rows_per_file.values())
@@ -296,6 +452,125 @@ def load_entity(
     con.execute(f"ALTER TABLE {tmp} RENAME TO {entity.name}")
     con.execute("COMMIT")
     return report
+
+
+def _check_columns(path: Path, entity: Entity, present: dict[str, str]) -> None:
+    missing = [c for c in entity.required if c not in present]
+    if missing:
+        hints = []
+        for col in missing:
+            close = difflib.get_close_matches(col, list(present), n=1, cutoff=0.6)
+            hints.append(f"'{col}'" + (f" (found '{present[close[0]]}'?)" if close else ""))
+        raise CrmError(
+            f"{path.name}: required column {', '.join(hints)} is missing; the file has "
+            f"{', '.join(repr(c) for c in present)}. Rename the column in the export "
+            "(see docs/data-contract.md)"
+        )
+    if entity.any_of and not any(c in present for c in entity.any_of):
+        raise CrmError(
+            f"{path.name}: needs at least one of the columns "
+            f"{', '.join(entity.any_of)}; the file has {', '.join(map(repr, present))}"
+        )
+
+
+def _account_for_file(
+    con: duckdb.DuckDBPyConnection,
+    tmp: str,
+    entity: Entity,
+    path: Path,
+    readable: Path,
+    delim: str,
+    rejects: str,
+    report: LoadReport,
+) -> None:
+    """Turn DuckDB's rejected and skipped records into quarantine rows, then reconcile the
+    file's rows with an independent count of its records (blocking on any difference)."""
+    import csv
+
+    name = _sql_str(path.name)
+    errors = con.execute(
+        f"SELECT line, any_value(error_type), any_value(csv_line) FROM {rejects} "
+        "GROUP BY line ORDER BY line"
+    ).fetchall()
+    con.execute(f"DROP TABLE IF EXISTS {rejects}")
+    con.execute(f"DROP TABLE IF EXISTS {rejects}_scans")
+    loaded = con.execute(f"SELECT count(*) FROM {tmp} WHERE _source_file = {name}").fetchall()
+    loaded = loaded[0][0]
+    scan = scan_records(readable, delim, want={int(e[0]) for e in errors})
+    header_text = _header_line(readable).lstrip("\ufeff").rstrip("\r\n")
+    header = [_canonical(h) for h in next(csv.reader([header_text], delimiter=delim))]
+    expected = len(header)
+    rows: list[tuple] = []
+    for line, error_type, csv_line in errors:
+        record, first, last = scan.lines.get(int(line), (None, int(line), int(line)))
+        if record is None:
+            raise CrmError(
+                f"{path.name}: the CSV reader rejected line {line}, which an independent "
+                "read of the file does not find; check the file's quoting and land it again"
+            )
+        fields = next(csv.reader([csv_line or ""], delimiter=delim), [])
+        reason = _REJECT_REASONS.get(str(error_type), str(error_type).lower() + " on line {line}")
+        reason = reason.format(
+            line=first, last=last, span=last - first + 1, fields=len(fields), expected=expected
+        )
+        # a row with the wrong number of fields keeps what it has (ids help find it)
+        values = (
+            {h: v for h, v in zip(header, fields, strict=False) if h in entity.columns}
+            if error_type in {"MISSING COLUMNS", "TOO MANY COLUMNS"}
+            else {}
+        )
+        rows.append((record, reason, values))
+    # Records the reader skipped without a word (e.g. a final line over the maximum size)
+    missing = scan.records - loaded - len(rows)
+    if missing < 0:
+        raise CrmError(
+            f"{path.name}: the CSV reader returned {loaded + len(rows):,} records but the file "
+            f"has {scan.records:,}; nothing was replaced. Check the file's line endings and "
+            "quoting, then land it again"
+        )
+    if missing:
+        tail = scan.tail or scan_records(readable, delim, want={0}).tail  # {0}: the slow read
+        for record, first, _last in tail[-missing:] if missing <= len(tail) else []:
+            rows.append(
+                (record, f"not read: line {first} could not be read by the CSV reader "
+                 f"(longer than {MAX_LINE_BYTES // (1 << 20)} MB or cut off?)", {})
+            )  # fmt: skip
+        if len(rows) != scan.records - loaded:
+            raise CrmError(
+                f"{path.name}: {missing:,} record(s) were not read by the CSV reader and "
+                "cannot be located; nothing was replaced. Check the file and land it again"
+            )
+    if not rows:
+        return
+    rejected = sorted(r[0] for r in rows if not r[1].startswith("not read"))
+    if rejected:
+        # loaded rows were numbered among loaded rows only: renumber them as records
+        con.execute("CREATE OR REPLACE TEMP TABLE crm_rejected (rec BIGINT, i BIGINT)")
+        con.executemany(
+            "INSERT INTO crm_rejected VALUES (?, ?)", [(r, i) for i, r in enumerate(rejected, 1)]
+        )
+        con.execute(
+            f"UPDATE {tmp} SET _source_row = _source_row + (SELECT count(*) FROM crm_rejected "
+            f"WHERE rec - i < {tmp}._source_row) WHERE _source_file = {name}"
+        )
+        con.execute("DROP TABLE crm_rejected")
+    cols = list(entity.columns)
+    for record, reason, values in rows:
+        con.execute(
+            f"INSERT INTO {tmp} ({', '.join(cols)}, _source_file, _source_row, _reject_reason) "
+            f"VALUES ({', '.join('?' for _ in cols)}, ?, ?, ?)",
+            [values.get(c) for c in cols] + [path.name, record, reason],
+        )
+    n = con.execute(f"SELECT count(*) FROM {tmp} WHERE _source_file = {name}").fetchall()[0][0]
+    if n != scan.records:
+        raise CrmError(
+            f"{path.name}: {n:,} rows read but the file has {scan.records:,} records; "
+            "nothing was replaced. Check the file and land it again"
+        )
+    report.notes.append(
+        f"{path.name}: {len(rows):,} record(s) could not be parsed and are quarantined "
+        f"(first: {rows[0][1]})"
+    )
 
 
 @contextmanager

@@ -168,6 +168,21 @@ def run_artifacts(con: duckdb.DuckDBPyConnection, run_id: str | None) -> pd.Data
     ).df()
 
 
+def ensure_scores_table(con: duckdb.DuckDBPyConnection) -> None:
+    """An empty model.customer_scores when none was ever written (a thin shop's first run):
+    the campaign models read it, and find no scores for the as-of date."""
+    from ml.scoring import SCORE_COLUMNS
+
+    text = {"member_id", "churn_risk", "value_tier", "model", "model_version"}
+    cols = ", ".join(
+        f"{c} {'varchar' if c in text else 'double'}" for c in SCORE_COLUMNS if c != "member_id"
+    )
+    con.execute("create schema if not exists model")
+    con.execute(
+        f"create table if not exists {SCORES_TABLE} (member_id varchar, as_of_date date, {cols})"
+    )
+
+
 def write_scores(con: duckdb.DuckDBPyConnection, scores: pd.DataFrame) -> None:
     """Replace model.customer_scores in one statement (readers never see half a table)."""
     con.execute("create schema if not exists model")

@@ -12,6 +12,8 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,19 +54,71 @@ def lock_path(warehouse: Path) -> Path:
     return warehouse.with_name(warehouse.name + ".run.lock")
 
 
+#: Run locks this process already holds (taken by `wait_for_turn` before the run starts).
+_HELD: dict[Path, int] = {}
+
+
+def wait_for_turn(
+    warehouse: Path,
+    *,
+    wait: bool = True,
+    notify: Callable[[str], None] | None = None,
+    poll_seconds: float = 2.0,
+) -> None:
+    """Take the warehouse's run lock for this process, waiting for another run to finish.
+
+    With `wait=False` a held lock raises WarehouseBusyError at once. The lock is then
+    used by the run's `begin_run` and released when the run ends (or by `release_turn`).
+    """
+    warehouse = warehouse.resolve()
+    if warehouse in _HELD:
+        return
+    warehouse.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock_path(warehouse), os.O_RDWR | os.O_CREAT, 0o644)
+    told = False
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError as exc:
+            holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another run"
+            if not wait:
+                os.close(fd)
+                raise WarehouseBusyError(
+                    f"another run is using {warehouse} ({holder}); wait for it to finish "
+                    "(crm run waits unless --no-wait), or point CRM_WAREHOUSE at another file"
+                ) from exc
+            if not told and notify is not None:
+                notify(f"waiting: {holder} is using {warehouse} ...")
+                told = True
+            time.sleep(poll_seconds)
+    _HELD[warehouse] = fd
+
+
+def release_turn(warehouse: Path) -> None:
+    fd = _HELD.pop(warehouse.resolve(), None)
+    if fd is not None:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
 def begin_run(warehouse: Path, run_id: str) -> RunGuard:
     """Lock the warehouse for this run and make the working copy."""
     warehouse.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(lock_path(warehouse), os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError as exc:
-        holder = os.read(fd, 200).decode(errors="replace").strip()
-        os.close(fd)
-        raise WarehouseBusyError(
-            f"another run is using {warehouse} ({holder or 'unknown run'}); wait for it to "
-            "finish, or point CRM_WAREHOUSE at another file"
-        ) from exc
+    held = _HELD.pop(warehouse.resolve(), None)
+    if held is not None:
+        fd = held
+    else:
+        fd = os.open(lock_path(warehouse), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            holder = os.read(fd, 200).decode(errors="replace").strip()
+            os.close(fd)
+            raise WarehouseBusyError(
+                f"another run is using {warehouse} ({holder or 'unknown run'}); wait for it to "
+                "finish, or point CRM_WAREHOUSE at another file"
+            ) from exc
     os.ftruncate(fd, 0)
     os.write(fd, f"run {run_id}, pid {os.getpid()}".encode())
     work = warehouse.with_name(f".{warehouse.name}.run-{run_id[:8]}")
@@ -85,21 +139,3 @@ def begin_run(warehouse: Path, run_id: str) -> RunGuard:
         os.close(fd)
         raise
     return RunGuard(warehouse=warehouse, work=work, lock_fd=fd)
-
-
-def ensure_not_running(warehouse: Path) -> None:
-    """Raise WarehouseBusyError at once if another run holds the warehouse."""
-    begin = lock_path(warehouse)
-    if not begin.exists():
-        return
-    fd = os.open(begin, os.O_RDWR)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError as exc:
-        holder = os.read(fd, 200).decode(errors="replace").strip()
-        raise WarehouseBusyError(
-            f"another run is using {warehouse} ({holder or 'unknown run'}); wait for it to "
-            "finish, or point CRM_WAREHOUSE at another file"
-        ) from exc
-    finally:
-        os.close(fd)  # closing releases the lock if we got it

@@ -47,12 +47,27 @@ def build_summary(s: Settings, notes: list[str] | None = None) -> str:
             if table_exists(con, table):
                 lines.append(f"  {title}:")
                 lines += [f"    {k:<20} {n:>10,}" for k, n in counts(con, table, col).items()]
-        if table_exists(con, "model.customer_scores"):
+        latest = (
+            con.execute(
+                "select status, status_reason from model.clv_model_runs where as_of = ? "
+                "order by created_at desc limit 1",
+                [s.as_of],
+            ).fetchall()
+            if table_exists(con, "model.clv_model_runs")
+            else []
+        )
+        skipped = bool(latest) and latest[0][0] == "skipped"
+        if skipped:
+            lines.append(
+                f"  CLV model skipped: {latest[0][1]}. RFM and lifecycle are published; "
+                "lists that need model scores were not built"
+            )
+        if not skipped and table_exists(con, "model.customer_scores"):
             n, version = con.execute(
                 "select count(*), any_value(model_version) from model.customer_scores"
             ).fetchall()[0]
             lines.append(f"  customer scores: {n:,} customers, model {version}")
-        if table_exists(con, "model.clv_model_runs"):
+        if not skipped and table_exists(con, "model.clv_model_runs"):
             rows = con.execute(
                 "select model, bt_rmse, baseline_rmse from model.clv_model_runs "
                 "where stage = 'final' and selected and model != 'gamma_gamma' "
@@ -78,3 +93,14 @@ def build_summary(s: Settings, notes: list[str] | None = None) -> str:
     lines.append(f"  exports:   {latest if latest.exists() else s.export_dir}")
     lines.append(f"  models:    {s.models_dir}")
     return "\n".join(lines)
+
+
+def kept_summary(s: Settings) -> str:
+    """What a failed or refused run leaves in place (never an old summary as if new)."""
+    latest = s.export_dir / "LATEST"
+    export = latest.read_text(encoding="utf-8").strip() if latest.exists() else "none yet"
+    warehouse = s.warehouse if s.warehouse.exists() else "none yet"
+    return (
+        f"crm-pipeline: nothing from this run (as of {s.as_of}) was published. Kept as they "
+        f"were: warehouse {warehouse}; exports latest {export} in {s.export_dir}."
+    )

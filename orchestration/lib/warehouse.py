@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,6 +23,12 @@ class WarehouseBusyError(CrmError):
 def _is_lock_error(exc: Exception) -> bool:
     text = str(exc).lower()
     return "lock" in text and ("conflicting" in text or "could not set lock" in text)
+
+
+def _holder(exc: Exception) -> str:
+    """'python3.11, pid 1234' from DuckDB's lock error, when it says."""
+    found = re.search(r"held in (\S+) \(PID (\d+)\)", str(exc))
+    return f"{Path(found[1]).name}, pid {found[2]}" if found else "pid unknown"
 
 
 @contextmanager
@@ -50,8 +57,8 @@ def connect(
                 raise
             if time.monotonic() >= deadline:
                 raise WarehouseBusyError(
-                    f"warehouse {path} is in use by another process (another run or a open "
-                    "client); wait for it to finish, or point CRM_WAREHOUSE elsewhere"
+                    f"the warehouse {path} is open in another program ({_holder(exc)}); close "
+                    "it (a BI tool or notebook holding the file) or wait, then run again"
                 ) from exc
             time.sleep(0.5)
     try:

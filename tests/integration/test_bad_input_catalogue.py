@@ -60,7 +60,9 @@ def test_every_order_row_accounted_for(con) -> None:
     quarantined = con.execute(
         "select row_key, order_id, reason from marts.orders_quarantine"
     ).fetchall()
-    assert quarantined == [("orders.csv:9", "A9", "missing amount")]
+    assert quarantined == [
+        ("orders.csv:9", "A9", "too few fields: 3 of 9 on line 10; the row looks cut short")
+    ]
     recon = con.execute(
         "select rows_landed, rows_staged, rows_quarantined, exact_duplicates_removed, balanced "
         "from marts.ingest_reconciliation where source = 'orders'"

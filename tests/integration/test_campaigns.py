@@ -19,6 +19,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import os
 import shutil
 from datetime import date
 from pathlib import Path
@@ -391,3 +392,33 @@ def test_independent_check_stops_a_broken_list(campaign_run, tmp_path: Path) -> 
     assert not (exports / AS_OF).exists() and not (exports / "latest").exists()
     assert not any(p.name.startswith(".tmp-") for p in exports.iterdir())
     assert not (tmp_path / "warehouse.duckdb").exists()  # the run's working copy was discarded
+
+
+def test_a_backfill_does_not_move_latest_or_change_the_newest_day(campaign_run) -> None:
+    """After 06-30 and 07-01: re-run 06-29 (a backfill), then 07-01 again."""
+    root, *_ = campaign_run
+    exports = root / "exports"
+    day2 = exports / "2024-07-01"
+    before = {p.name: p.read_bytes() for p in day2.iterdir() if p.name != "manifest.json"}
+    models_latest = (root / "models" / "LATEST").read_text()
+    with pytest.MonkeyPatch.context() as mp:
+        point_env_at(mp, root, as_of="2024-06-29")
+        mp.setenv("CRM_EXPORT_HASHED_AUDIENCE", "true")  # as in the fixture's runs
+        from orchestration.runner import run_pipeline
+
+        backfill = run_pipeline()
+        assert backfill.success, backfill.failure
+        assert os.readlink(exports / "latest") == "2024-07-01"
+        assert (exports / "LATEST").read_text().strip() == "2024-07-01"
+        assert (root / "models" / "LATEST").read_text() == models_latest
+        assert (exports / "2024-06-29" / "manifest.json").exists()
+        with duckdb.connect(str(root / "warehouse.duckdb"), read_only=True) as con:
+            days = con.execute(
+                "select distinct as_of_date::varchar from campaigns.contact_history order by 1"
+            ).fetchall()
+        assert days == [("2024-06-30",), ("2024-07-01",)]  # no contacts that never happened
+        mp.setenv("CRM_AS_OF", "2024-07-01")
+        again = run_pipeline()
+    assert again.success, again.failure
+    after = {p.name: p.read_bytes() for p in day2.iterdir() if p.name != "manifest.json"}
+    assert after == before

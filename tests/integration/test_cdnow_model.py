@@ -32,11 +32,14 @@ def cdnow(tmp_path_factory: pytest.TempPathFactory):
         point_env_at(mp, root)
         mp.setenv("CRM_AS_OF", AS_OF)
         mp.setenv("CRM_TIME_UNIT", "week")
+        mp.setenv("CRM_MIN_ORDER_DATE", "1990-01-01")  # CDNOW is from 1997
         from orchestration.runner import run_pipeline
 
         first = run_pipeline()
-        # Second run: the data guard now asks for more repeat buyers than exist.
-        mp.setenv("CRM_MIN_REPEAT_CUSTOMERS", "100000")
+        # Second run: the model is judged worse than the baseline (a blocking gate).
+        from ml import backtest
+
+        mp.setattr(backtest, "beats_baseline", lambda _result: False)
         second = run_pipeline()
     return root, first, second
 
@@ -103,7 +106,7 @@ def test_scores_and_artifacts_published(cdnow) -> None:
 def test_gated_run_publishes_nothing_new_and_says_why(cdnow) -> None:
     root, first, second = cdnow
     assert not second.success
-    assert "clv_model" in second.failure and "repeat purchase" in second.failure
+    assert "clv_model" in second.failure and "backtest_beats_baseline" in second.failure
     assert "customer_scores" not in second.step_seconds  # never ran
     # the whole failed run is discarded: no trace of it in the model history ...
     assert _runs(root, second.run_id) == {}

@@ -65,6 +65,19 @@ def test_dbt_tests_are_asset_checks_and_freshness_warns() -> None:
     ) in checks
 
 
+def test_safety_checks_are_real_asset_checks() -> None:
+    checks = {(k.asset_key.to_user_string(), k.name) for k in _graph().asset_check_keys}
+    for name in (
+        "campaign_sends_have_consent_and_are_not_suppressed",
+        "campaign_control_share_within_tolerance",
+        "campaign_lists_not_unexpectedly_empty",
+        "campaign_scores_are_current",
+    ):
+        assert ("campaign_targets", name) in checks
+    assert ("campaign_exports", "send_files_respect_do_not_contact") in checks
+    assert ("stg_shop__suppression", "suppression_identifiers_are_usable") in checks
+
+
 def test_schedule_and_sensor() -> None:
     schedule = defs.resolve_schedule_def("nightly")
     assert schedule.cron_schedule == "0 2 * * *"

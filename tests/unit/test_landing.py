@@ -121,3 +121,94 @@ def test_semicolon_delimited_file(tmp_path: Path) -> None:
     )
     con, _ = _load(tmp_path)
     assert con.sql("select amount from raw.orders").fetchall() == [("1 299,00",)]
+
+
+# --- every record of the file is accounted for (strict reading, independent count) ---
+
+ROW = "O{i:05d},M{i:05d},2024-12-30,301.50,paid\n"
+
+
+def _rows(a: int, b: int) -> str:
+    return "".join(ROW.format(i=i) for i in range(a, b))
+
+
+def _raw(con) -> dict[int, tuple]:
+    return {
+        r[0]: r[1:]
+        for r in con.sql(
+            "select _source_row, order_id, amount, _reject_reason from raw.orders"
+        ).fetchall()
+    }
+
+
+def test_a_stray_quote_is_quarantined_with_the_lines_it_swallowed(tmp_path: Path) -> None:
+    bad = 'O00020,M00020,2024-12-30,"SAVE10,paid\n'
+    (tmp_path / "orders.csv").write_text(HEADER + _rows(1, 20) + bad + _rows(21, 31))
+    con, report = _load(tmp_path)
+    raw = _raw(con)
+    assert len(raw) == 20 and all(raw[i][2] is None for i in range(1, 20))
+    reason = raw[20][2]
+    assert reason.startswith("unterminated or misplaced quote: lines 21-31")
+    assert "(11 lines)" in reason
+    assert "could not be parsed" in report.notes[0]
+
+
+def test_a_row_cut_short_is_quarantined_not_staged(tmp_path: Path) -> None:
+    (tmp_path / "orders.csv").write_text(HEADER + _rows(1, 5) + "O04851,M01996,2024-12-30,301")
+    con, _ = _load(tmp_path)
+    raw = _raw(con)
+    assert raw[5] == ("O04851", "301", "too few fields: 4 of 5 on line 6; the row looks cut short")
+    assert [raw[i][2] for i in range(1, 5)] == [None] * 4
+
+
+def test_rows_after_a_rejected_one_keep_their_record_numbers(tmp_path: Path) -> None:
+    (tmp_path / "orders.csv").write_text(
+        HEADER + _rows(1, 3) + "X,Y\n" + _rows(4, 6) + "a,b,c,d,e,f\n" + _rows(7, 9)
+    )
+    con, _ = _load(tmp_path)
+    raw = _raw(con)
+    assert {i: raw[i][0] for i in (1, 2, 4, 5, 7, 8)} == {
+        i: f"O{i:05d}" for i in (1, 2, 4, 5, 7, 8)
+    }
+    assert raw[3][2].startswith("too few fields: 2 of 5")
+    assert raw[6][2].startswith("too many fields: 6 of 5")
+
+
+def test_a_quoted_line_break_loads(tmp_path: Path) -> None:
+    text = "member_id,registered_at,name\n" + "".join(
+        f"M{i},2024-01-01,N{i}\n" for i in range(5000)
+    )
+    text += 'MX,2024-01-01,"Li\nMing"\n' + "MY,2024-01-01,x\n"
+    (tmp_path / "members.csv").write_text(text)
+    con, report = _load(tmp_path, landing.MEMBERS)
+    assert report.rows == 5002
+    assert con.sql("select name from raw.members where member_id = 'MX'").fetchall() == [
+        ("Li\nMing",)
+    ]
+
+
+def test_huge_lines_are_quarantined_not_fatal_and_not_dropped(tmp_path: Path) -> None:
+    huge = "O99999,M1,2024-12-30,1.00," + "x" * (3 << 20) + "\n"
+    last = "O77777,M1,2024-12-30,1.00," + "y" * (landing.MAX_LINE_BYTES + 10)  # no newline
+    (tmp_path / "orders.csv").write_text(HEADER + _rows(1, 4) + huge + _rows(5, 8) + last)
+    con, report = _load(tmp_path)
+    raw = _raw(con)
+    assert report.rows == 8
+    assert raw[4][2] == "line too long: line 5 is longer than 2 MB"
+    assert raw[8][2] == "line too long: line 9 is longer than 2 MB"  # the last, unterminated
+    assert [raw[i][0] for i in (5, 6, 7)] == ["O00005", "O00006", "O00007"]
+
+
+def test_mixed_line_endings_load(tmp_path: Path) -> None:
+    (tmp_path / "orders.csv").write_bytes(
+        HEADER.replace("\n", "\r\n").encode() + _rows(1, 4).encode()
+    )
+    _, report = _load(tmp_path)
+    assert report.rows == 3
+
+
+def test_windows_1252_is_refused_not_turned_into_chinese(tmp_path: Path) -> None:
+    text = "member_id,registered_at,name\nM1,2024-01-01,Renée\nM2,2024-01-02,François\n"
+    (tmp_path / "members.csv").write_bytes(text.encode("cp1252"))
+    with pytest.raises(CrmError, match=r"members.csv: .*Windows-1252.*line 2.*UTF-8"):
+        _load(tmp_path, landing.MEMBERS)

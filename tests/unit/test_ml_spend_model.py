@@ -81,3 +81,22 @@ def test_too_few_repeat_customers_raise_model_error(cdnow: pd.DataFrame) -> None
         fit_spend_model(cdnow[cdnow["frequency"] == 0])
     with pytest.raises(ModelError, match="missing column"):
         fit_spend_model(cdnow.drop(columns="monetary_value"))
+
+
+def test_a_bug_is_not_mistaken_for_non_convergence(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The penalizer ladder tries the next rung only on convergence / numeric errors."""
+    from ml import purchase_models, spend_model
+
+    def broken(*_args, **_kwargs):
+        raise TypeError("a bug")
+
+    monkeypatch.setattr(purchase_models, "_fit_once", broken)
+    monkeypatch.setattr(GammaGammaFitter, "fit", broken)
+    hist = pd.DataFrame(
+        {"frequency": [1, 2], "recency": [5.0, 8.0], "T": [10.0, 10.0], "weight": [3, 4],
+         "monetary_value": [10.0, 12.0]}
+    )  # fmt: skip
+    with pytest.raises(TypeError, match="a bug"):
+        purchase_models.fit_purchase_model("bgnbd", hist, time_unit="week")
+    with pytest.raises(TypeError, match="a bug"):
+        spend_model.fit_spend_model(hist, min_customers=1)

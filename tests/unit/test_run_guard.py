@@ -6,7 +6,7 @@ import duckdb
 import pytest
 
 from orchestration.errors import CrmError
-from orchestration.lib.run_guard import begin_run, ensure_not_running
+from orchestration.lib.run_guard import begin_run, release_turn, wait_for_turn
 
 
 def _make(path: Path, value: int) -> None:
@@ -39,8 +39,11 @@ def test_lock_and_stale_copies(tmp_path: Path) -> None:
     guard = begin_run(wh, "run-three-x")
     assert not stale.exists()
     with pytest.raises(CrmError, match=r"another run is using .*\(run run-three-x"):
-        ensure_not_running(wh)
+        wait_for_turn(wh, wait=False)
     with pytest.raises(CrmError, match="another run is using"):
         begin_run(wh, "run-four-xx")
     guard.discard()
-    ensure_not_running(wh)  # free again
+    wait_for_turn(wh, wait=False)  # free again: this process holds the lock now ...
+    guard = begin_run(wh, "run-five-xx")  # ... and its run uses it
+    guard.discard()
+    release_turn(wh)

@@ -28,9 +28,17 @@ channelled as (
                 {%- endfor %}
             end
             {%- endfor %}
-        end as channel
+        end as channel,
+        -- a list ranked or filtered on model scores is not built without current scores
+        case
+            {%- for cl in pb.lists if list_needs_scores(cl) %}
+            when list_name = {{ sql_literal(cl.name) }} and not scores_available
+                then 'list needs model scores; none for this as-of (model skipped: too little data?)'
+            {%- endfor %}
+        end as list_block_reason
         {%- else %}
-        cast(null as varchar) as channel
+        cast(null as varchar) as channel,
+        cast(null as varchar) as list_block_reason
         {%- endif %}
     from audiences
 
@@ -40,13 +48,17 @@ final as (
 
     select
         *,
-        contact_block_reason is null and channel is not null as is_sendable,
+        contact_block_reason is null and list_block_reason is null and channel is not null
+            as is_sendable,
         coalesce(
-            contact_block_reason is null and channel is not null
+            contact_block_reason is null and list_block_reason is null and channel is not null
             and row_number() over (
                 partition by member_id
-                order by (contact_block_reason is null and channel is not null) desc,
-                         list_priority
+                order by (
+                    contact_block_reason is null and list_block_reason is null
+                    and channel is not null
+                ) desc,
+                list_priority
             ) = 1,
             false
         ) as is_assigned

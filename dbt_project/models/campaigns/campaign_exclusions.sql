@@ -27,6 +27,7 @@ final as (
         a.list_name,
         a.member_id,
         case
+            when a.list_block_reason is not null then a.list_block_reason
             when a.contact_block_reason is not null then a.contact_block_reason
             when a.channel is null then 'no contact detail for the list''s channels'
             when s.assigned_list != a.list_name

@@ -125,7 +125,8 @@ final as (
         coalesce(h.contacts_in_cap_window, 0) as contacts_in_cap_window,
         m.phone is not null as sms_ok,
         m.email is not null as email_ok,
-        p.member_id is not null as push_ok
+        p.member_id is not null as push_ok,
+        exists (select 1 from scores) as scores_available
     from members as m
     inner join lifecycle as l on m.member_id = l.member_id
     left join rfm as r on m.member_id = r.member_id

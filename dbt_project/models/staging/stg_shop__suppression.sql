@@ -23,6 +23,7 @@ final as (
         {{ is_invalid_phone('phone') }} as phone_is_invalid,
         {{ is_invalid_email('email') }} as email_is_invalid,
         case
+            when _reject_reason is not null then _reject_reason
             when {{ normalise_member_id('member_id') }} is null
                 and {{ normalise_phone('phone') }} is null
                 and {{ normalise_email('email') }} is null

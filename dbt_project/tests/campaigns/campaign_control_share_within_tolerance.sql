@@ -1,9 +1,19 @@
--- Blocking: each list's control share is near its target (binomial tolerance:
--- 3 standard deviations, at least 2 percentage points; lists under 50 members
--- are too small to judge).
+{{ config(meta={"dagster": {"ref": {"name": "campaign_targets"}}}) }}
+-- Blocking: each list's control group is the size its target share allows.
+--
+-- Each member's control draw is a stable hash (stable_bucket), so the control count
+-- of a clean list is Binomial(n, control_share). The test is exact at every size:
+-- the two-sided binomial p-value of the observed count (summed from the probability
+-- mass function with lgamma) must not fall below var('control_share_alpha'), 1e-6 by
+-- default - a clean shop fails it about once in a million list-days, while a rule
+-- that removes members from one arm only (a cap, cool-down or budget cut) is caught.
 {%- set pb = var('playbook') %}
+{%- set targets_relation = ref('campaign_targets') %}
 {%- if pb.lists | length > 0 %}
-with targets as (select * from {{ ref('campaign_targets') }}),
+with
+
+targets as (select * from {{ targets_relation }}),
+
 expected as (
     select * from (values
         {%- for cl in pb.lists %}
@@ -11,16 +21,54 @@ expected as (
         {%- endfor %}
     ) as t(list_name, control_share)
 ),
+
 actual as (
-    select list_name, count(*) as n, avg(case when is_control then 1.0 else 0.0 end) as share
-    from targets group by list_name
+    select list_name, count(*) as n, count(*) filter (where is_control) as x
+    from targets
+    group by list_name
+),
+
+observed as (
+    select a.list_name, a.n, a.x, e.control_share as p
+    from actual as a
+    inner join expected as e on a.list_name = e.list_name
+    where e.control_share > 0 and e.control_share < 1
+),
+
+pmf as (
+    select
+        o.list_name,
+        k.k,
+        exp(
+            lgamma(o.n + 1) - lgamma(k.k + 1) - lgamma(o.n - k.k + 1)
+            + k.k * ln(o.p) + (o.n - k.k) * ln(1 - o.p)
+        ) as prob,
+        k.k <= o.x as at_most,
+        k.k >= o.x as at_least
+    from observed as o
+    cross join lateral (select unnest(range(0, o.n + 1)) as k) as k
+
+),
+
+tails as (
+    select
+        list_name,
+        sum(prob) filter (where at_most) as p_low,
+        sum(prob) filter (where at_least) as p_high
+    from pmf
+    group by list_name
 )
-select a.list_name, a.n, a.share, e.control_share
-from actual as a
-inner join expected as e on a.list_name = e.list_name
-where a.n >= 50
-  and abs(a.share - e.control_share)
-      > greatest(0.02, 3 * sqrt(e.control_share * (1 - e.control_share) / a.n))
+
+select
+    o.list_name,
+    o.n,
+    o.x as control,
+    round(o.x / o.n, 4) as share,
+    o.p as target_share,
+    least(1.0, 2 * least(t.p_low, t.p_high)) as p_value
+from observed as o
+inner join tails as t on o.list_name = t.list_name
+where least(1.0, 2 * least(t.p_low, t.p_high)) < {{ var('control_share_alpha', 0.000001) }}
 {%- else %}
 select 1 where false
 {%- endif %}

@@ -1,3 +1,4 @@
+{{ config(meta={"dagster": {"ref": {"name": "campaign_targets"}}}) }}
 -- Blocking: a list that has members sendable for it (and not taken by a
 -- higher-priority list) must not come out empty: that would mean a broken cap,
 -- channel or score, not "nobody to contact".

@@ -1,3 +1,4 @@
+{{ config(meta={"dagster": {"ref": {"name": "campaign_targets"}}}) }}
 -- Blocking: nobody without marketing consent, or on the do-not-contact list, is
 -- ever in a send row (checked against the staged members and suppression list,
 -- independently of how campaign_members decided who may be contacted). The send

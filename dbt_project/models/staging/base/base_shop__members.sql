@@ -29,10 +29,13 @@ final as (
         _source_file as source_file,
         _source_row as source_row,
         case
+            when _reject_reason is not null then _reject_reason
             when {{ normalise_member_id('member_id') }} is null then 'missing member_id'
             when {{ clean_text('registered_at') }} is null then 'missing registered_at'
             when {{ parse_timestamp('registered_at') }} is null
                 then 'unparseable registered_at: ' || registered_at
+            when {{ parse_timestamp('registered_at') }} < cast('{{ var("min_order_date") }}' as timestamp)
+                then 'implausible registered_at (before {{ var("min_order_date") }}): ' || registered_at
         end as invalid_reason
     from source
 

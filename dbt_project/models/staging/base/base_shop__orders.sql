@@ -21,7 +21,8 @@ typed as (
         ordered_at as ordered_at_text,
         amount as amount_text,
         _source_file as source_file,
-        _source_row as source_row
+        _source_row as source_row,
+        _reject_reason as reject_reason
     from source
 
 ),
@@ -55,6 +56,7 @@ final as (
         source_file,
         source_row,
         case
+            when reject_reason is not null then reject_reason
             when order_id is null then 'missing order_id'
             when member_id is null then 'missing member_id'
             when ordered_at_text is null or trim(ordered_at_text) = '' then 'missing ordered_at'
@@ -62,6 +64,10 @@ final as (
             when amount_text is null or trim(amount_text) = '' then 'missing amount'
             when amount is null then 'unparseable amount: ' || amount_text
             when amount < 0 then 'negative amount: ' || amount_text
+            when ordered_at < cast('{{ var("min_order_date") }}' as timestamp)
+                then 'implausible ordered_at (before {{ var("min_order_date") }}): ' || ordered_at_text
+            when amount > {{ var("max_order_amount") }}
+                then 'implausible amount (above {{ var("max_order_amount") }}): ' || amount_text
             when status is null then 'unknown status: ' || status_raw
         end as invalid_reason
     from normalised
