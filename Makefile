@@ -18,9 +18,10 @@ $(STAMP): pyproject.toml
 	@rm -f $(VENV)/.installed-*
 	@touch $(STAMP)
 
-## demo: generate the demo data (if missing) and run the whole pipeline on it
+## demo: generate the demo data (up to yesterday; never over your own files) and run the pipeline
 demo: install
-	@test -f data/landing/orders.csv || $(BIN)/crm demo-data --out data/landing
+	@if [ ! -f data/landing/orders.csv ] || [ -f data/landing/.crm-demo ]; then \
+		$(BIN)/crm demo-data --out data/landing; fi
 	$(BIN)/crm run --landing data/landing
 
 ## test: unit + integration tests (and ruff)

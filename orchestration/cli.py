@@ -82,6 +82,11 @@ def _set_env(name: str, value: object | None) -> None:
 )
 @click.option("--quiet", is_flag=True, help="Only print the summary.")
 @click.option(
+    "--accept-input-change",
+    is_flag=True,
+    help="Publish even if the input looks suspicious (stale, shrunk, parameters jumped).",
+)
+@click.option(
     "--no-wait",
     is_flag=True,
     help="Refuse (exit code 75) instead of waiting when another run uses the warehouse.",
@@ -94,6 +99,7 @@ def run(
     models: Path | None,
     groups: str | None,
     quiet: bool,
+    accept_input_change: bool,
     no_wait: bool,
 ) -> None:
     """Materialize the whole asset graph (ingest → dbt → model → lists) once."""
@@ -102,6 +108,8 @@ def run(
     _set_env("CRM_WAREHOUSE", warehouse)
     _set_env("CRM_EXPORT_DIR", exports)
     _set_env("CRM_MODELS_DIR", models)
+    if accept_input_change:
+        _set_env("CRM_ACCEPT_INPUT_CHANGE", "true")
 
     from orchestration.runner import run_pipeline  # heavy imports only when running
 

@@ -133,6 +133,7 @@ def run_pipeline(
 ) -> RunOutcome:
     """Materialize the job (or only the asset groups given, e.g. ["ingest", "transform"])."""
     s = load_settings()
+    s = s.with_overrides(as_of_override=s.as_of)  # "yesterday" fixed once for the whole run
     s.export_env()
     s.ensure_dagster_home()
     if not groups or "ingest" in groups:
@@ -171,7 +172,11 @@ def _execute(s: Settings, progress: Callable[[str], None] | None, groups: list[s
     with dg.DagsterInstance.get() as instance, contextlib.redirect_stdout(sink):
         result = job.execute_in_process(
             instance=instance,
-            run_config={"loggers": {"progress": {}}},
+            # the as-of is fixed here, once, and handed to every step (and the run's tags)
+            run_config={
+                "loggers": {"progress": {}},
+                "resources": {"crm": {"config": {"as_of": s.as_of.isoformat()}}},
+            },
             raise_on_error=False,
             asset_selection=asset_selection,
             tags={**run_tags(s), "crm/trigger": "cli"},

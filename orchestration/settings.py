@@ -97,6 +97,11 @@ class Settings:
     duckdb_memory_limit: str
     min_order_date: date
     max_order_amount: float
+    landing_settle_seconds: int
+    max_rows_drop: float
+    max_parameter_change: float
+    accept_input_change: bool
+    model_retention_days: int
     dbt_project_dir: Path = field(default=DBT_PROJECT_DIR)
 
     @property
@@ -223,7 +228,7 @@ def load_settings() -> Settings:
         timezone=timezone,
         as_of_override=parse_as_of(as_of_raw) if as_of_raw else None,
         schedule_cron=_env("CRM_SCHEDULE_CRON", "0 2 * * *"),
-        freshness_days=_int("CRM_FRESHNESS_DAYS", 30, minimum=1),
+        freshness_days=_int("CRM_FRESHNESS_DAYS", 2, minimum=0),
         time_unit=time_unit,
         holdout_days=_int("CRM_HOLDOUT_DAYS", 182, minimum=7),
         silent_after_days=_optional_int("CRM_SILENT_AFTER_DAYS"),
@@ -237,4 +242,9 @@ def load_settings() -> Settings:
         duckdb_memory_limit=_env("CRM_DUCKDB_MEMORY_LIMIT", "3GB"),
         min_order_date=parse_as_of(_env("CRM_MIN_ORDER_DATE", "2000-01-01"), "CRM_MIN_ORDER_DATE"),
         max_order_amount=_float("CRM_MAX_ORDER_AMOUNT", 1_000_000.0),
+        landing_settle_seconds=_int("CRM_LANDING_SETTLE_SECONDS", 600),
+        max_rows_drop=_float("CRM_MAX_ROWS_DROP", 0.2),
+        max_parameter_change=_float("CRM_MAX_PARAMETER_CHANGE", 0.5),
+        accept_input_change=_bool("CRM_ACCEPT_INPUT_CHANGE", False),
+        model_retention_days=_int("CRM_MODEL_RETENTION_DAYS", 90, minimum=1),
     )

@@ -5,11 +5,15 @@ Every run carries the tags `crm/as_of`, `crm/warehouse`, `crm/landing` and
 time, so a schedule or sensor run waits for a run in progress instead of failing.
 """
 
+import json
+import time
 from datetime import date, datetime, timedelta
 
 import dagster as dg
 
-from orchestration.lib.landing import landing_fingerprint
+from orchestration.lib.landing_batch import read_batch
+from orchestration.lib.run_guard import run_in_progress
+from orchestration.lib.warehouse import WarehouseBusyError, published_fingerprint
 from orchestration.settings import load_settings, run_tags
 
 crm_job = dg.define_asset_job(
@@ -62,20 +66,79 @@ def build_schedule() -> dg.ScheduleDefinition:
     return nightly
 
 
+#: Run statuses that mean "this batch is being handled": do not request another run.
+_IN_FLIGHT = {
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+}
+_KILLED = "the process was killed before it finished (found by the sensor)"
+_TRANSIENT = ("another run is using", "open in another program", "process was killed")
+
+
 @dg.sensor(
     job=crm_job,
     minimum_interval_seconds=60,
     description=(
-        "Starts a run when the files in CRM_LANDING_DIR change (name, size or modification "
-        "time); the cursor remembers the last fingerprint. The run is as of the day before "
-        "the moment it was requested."
+        "Starts a run when a new, complete batch of landing files is ready: written last "
+        "by the upstream export (a _READY marker, optionally a manifest with checksums and "
+        "row counts) or unchanged for CRM_LANDING_SETTLE_SECONDS. Batches are identified by "
+        "their content (SHA-256), so touching a file or switching the sensor on starts no "
+        "run unless the files differ from those of the last published run. One batch, one "
+        "run; a run that failed because the warehouse was busy is requested again."
     ),
     default_status=dg.DefaultSensorStatus.STOPPED,
 )
 def new_landing_files(context: dg.SensorEvaluationContext):
     s = load_settings()
-    fingerprint = landing_fingerprint(s.landing_dir)
-    if not s.landing_dir.is_dir() or fingerprint == context.cursor:
-        return dg.SkipReason(f"no new files in {s.landing_dir}")
-    context.update_cursor(fingerprint)
-    return _request(_day_before(datetime.now().astimezone(), s.timezone), "sensor", fingerprint)
+    state = json.loads(context.cursor) if context.cursor else {}
+    cache: dict[str, str] = state.get("hashes", {})
+    batch = read_batch(
+        s.landing_dir, settle_seconds=s.landing_settle_seconds, now=time.time(), hash_cache=cache
+    )
+    context.update_cursor(json.dumps({"hashes": cache}, sort_keys=True))
+    if not batch.ready or batch.fingerprint is None:
+        return dg.SkipReason(batch.reason)
+    fp = batch.fingerprint
+    try:
+        published = published_fingerprint(s.warehouse)
+    except WarehouseBusyError:
+        return dg.SkipReason("the warehouse is busy; looking again at the next tick")
+    if published == fp:
+        return dg.SkipReason(f"batch {fp[:12]} is the one already published; nothing new")
+    batch_runs = dg.RunsFilter(
+        tags={"crm/landing_fingerprint": fp, "crm/warehouse": str(s.warehouse)}
+    )
+    runs = context.instance.get_runs(filters=batch_runs)
+    orphans = [r for r in runs if r.status == dg.DagsterRunStatus.STARTED]
+    if orphans and not run_in_progress(s.warehouse):
+        # STARTED, but no process holds the warehouse: the run's process was killed
+        for r in orphans:
+            context.instance.report_run_failed(r, message=_KILLED)
+        runs = context.instance.get_runs(filters=batch_runs)
+    if any(r.status in _IN_FLIGHT for r in runs):
+        return dg.SkipReason(f"a run for batch {fp[:12]} is queued or running")
+    last = runs[0] if runs else None  # newest first
+    if last is not None and last.status == dg.DagsterRunStatus.FAILURE:
+        why = _failure_message(context.instance, last.run_id)
+        if not any(t in why for t in _TRANSIENT):
+            return dg.SkipReason(
+                f"the last run for batch {fp[:12]} ({last.run_id[:8]}) failed: {why[:200]}; "
+                "fix the input and land a new batch, or run it by hand"
+            )
+    as_of = _day_before(datetime.now().astimezone(), s.timezone)
+    return _request(
+        as_of, "sensor", run_key=f"{fp[:16]}-{len(runs)}",
+        extra_tags={"crm/landing_fingerprint": fp},
+    )  # fmt: skip
+
+
+def _failure_message(instance: dg.DagsterInstance, run_id: str) -> str:
+    records = instance.all_logs(run_id, of_type=dg.DagsterEventType.RUN_FAILURE)
+    messages = [r.dagster_event.message or "" for r in records if r.dagster_event]
+    steps = instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_FAILURE)
+    for r in steps:
+        if r.dagster_event and r.dagster_event.step_failure_data:
+            messages.append(r.dagster_event.step_failure_data.error.message)
+    return " | ".join(m.strip() for m in messages if m) or "unknown reason"

@@ -10,7 +10,7 @@ import dagster as dg
 
 from orchestration.defs.resources import PipelineSettings
 from orchestration.errors import CrmError
-from orchestration.lib import exports
+from orchestration.lib import exports, holdback
 from orchestration.lib.playbook import CampaignList, load_playbook
 from orchestration.lib.warehouse import connect, markdown_table
 from orchestration.settings import load_settings
@@ -99,6 +99,16 @@ def build_campaign_assets() -> list[dg.AssetsDefinition]:
         kinds={"csv", "parquet"},
         deps=list_assets,
         check_specs=[
+            *[
+                dg.AssetCheckSpec(
+                    name,
+                    asset="campaign_exports",
+                    blocking=True,
+                    description=f"ERROR, blocking: {rule}; otherwise the lists are held back "
+                    "(the previous ones stay). `crm run --accept-input-change` publishes anyway.",
+                )
+                for name, rule in holdback.RULES.items()
+            ],
             dg.AssetCheckSpec(
                 SEND_FILE_CHECK,
                 asset="campaign_exports",
@@ -109,7 +119,7 @@ def build_campaign_assets() -> list[dg.AssetsDefinition]:
                     "list (member id, phone, email) and consent, independently of the list "
                     "SQL. When it fails nothing is published."
                 ),
-            )
+            ),
         ],
         description=(
             "The files marketing downloads, under CRM_EXPORT_DIR/<as-of>/: per list a CSV "
@@ -127,7 +137,23 @@ def build_campaign_assets() -> list[dg.AssetsDefinition]:
         s = crm.settings()
         current = load_playbook(s.playbook)
         with connect(s.warehouse, read_only=True) as con:
+            verdicts = holdback.evaluate(con, s, context.run_id)
             targets = con.sql("select * from marts.campaign_targets").df()
+        for v in verdicts:
+            yield dg.AssetCheckResult(
+                check_name=v.name,
+                passed=v.passed,
+                severity=dg.AssetCheckSeverity.ERROR,
+                description=v.description,
+                metadata=v.metadata,
+            )
+        held = [v for v in verdicts if not v.passed]
+        if held:
+            raise CrmError(
+                f"lists held back: {held[0].description}; nothing was published and the "
+                "previous lists stay. If the input is right, run again with "
+                "`crm run --accept-input-change`"
+            )
         lists = current.to_dbt_var()["lists"]
         with exports.export_lock(s.export_dir):
             staged = exports.stage_exports(

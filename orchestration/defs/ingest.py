@@ -1,9 +1,14 @@
 """Ingest: landing files → DuckDB `raw` tables (every row, as text, with provenance)."""
 
+import json
+
 import dagster as dg
 
 from orchestration.defs.resources import PipelineSettings
+from orchestration.errors import CrmError
 from orchestration.lib import landing
+from orchestration.lib.files import file_sha256
+from orchestration.lib.landing_batch import READY_MARKER, data_files, fingerprint, read_manifest
 from orchestration.lib.warehouse import WarehouseBusyError, connect, markdown_table
 
 # A locked warehouse (another process briefly holding DuckDB's write lock) is the
@@ -17,9 +22,13 @@ def _load(context: dg.AssetExecutionContext, crm: PipelineSettings, entity: land
         f"loading {entity.name} from {len(files)} file(s) in {s.landing_dir}: "
         + ", ".join(p.name for p in files)
     )
+    manifest = read_manifest(s.landing_dir)
     try:
         with connect(s.warehouse) as con:
             report = landing.load_entity(con, entity, files)
+            _check_manifest(entity, files, report, manifest)
+            if entity.name == "orders":
+                _record_batch(context, con, s, report)
             preview = con.sql(f"select * from raw.{entity.name} limit 5").df()
     except WarehouseBusyError as exc:
         raise dg.RetryRequested(max_retries=2, seconds_to_wait=5) from exc
@@ -35,6 +44,46 @@ def _load(context: dg.AssetExecutionContext, crm: PipelineSettings, entity: land
             "preview": dg.MetadataValue.md(markdown_table(preview, table=entity.name)),
         }
     )
+
+
+def _check_manifest(entity, files, report, manifest) -> None:
+    """The upstream export's `_READY` manifest, checked on load: checksums and row counts."""
+    if not manifest:
+        return
+    for path in files:
+        entry = manifest.get(path.name)
+        if entry is None:
+            continue
+        if entry.sha256 and file_sha256(path) != entry.sha256:
+            raise CrmError(
+                f"{path.name}: its SHA-256 differs from the one in {READY_MARKER}; the file "
+                "changed after the export finished. Land the batch again; nothing was replaced"
+            )
+        rows = report.rows_per_file.get(path.name, 0)
+        if entry.rows is not None and rows != entry.rows:
+            raise CrmError(
+                f"{path.name}: {rows:,} records read but {READY_MARKER} says {entry.rows:,}; "
+                "the file is incomplete or from another export. Nothing was replaced"
+            )
+
+
+def _record_batch(context, con, s, report) -> None:
+    """Which batch this run loaded (content fingerprint, rows): published with the warehouse,
+    so the sensor can tell a new batch from the last published one, and the hold-back
+    rules can compare row counts."""
+    hashes = {p.name: file_sha256(p) for p in data_files(s.landing_dir)}
+    fp = fingerprint(hashes)
+    con.execute(
+        "create table if not exists raw.landing_batches (run_id varchar, as_of date, "
+        "loaded_at timestamp, fingerprint varchar, orders_rows bigint, files json)"
+    )
+    con.execute("delete from raw.landing_batches where run_id = ?", [context.run_id])
+    con.execute(
+        "insert into raw.landing_batches values (?, ?, now(), ?, ?, ?)",
+        [context.run_id, s.as_of, fp, report.rows, json.dumps(hashes, sort_keys=True)],
+    )
+    if context.instance is not None:
+        context.instance.add_run_tags(context.run_id, {"crm/landing_fingerprint": fp})
 
 
 DESCRIPTIONS = {

@@ -22,13 +22,13 @@ from ml.errors import ModelError
 from orchestration.defs.resources import PipelineSettings
 from orchestration.errors import CrmError
 from orchestration.lib import model_store as store
+from orchestration.lib.holdback import relative_change
 from orchestration.lib.warehouse import connect, markdown_table
 
 CHECK_CONVERGED = "model_converged"
 CHECK_FINITE = "parameters_finite"
 CHECK_BASELINE = "backtest_beats_baseline"
 CHECK_DRIFT = "parameters_stable"
-DRIFT_TOLERANCE = 0.5  # relative change of any parameter vs the last published run
 
 MODEL_CHECKS = [
     dg.AssetCheckSpec(
@@ -55,8 +55,9 @@ MODEL_CHECKS = [
         CHECK_DRIFT,
         asset="clv_model",
         blocking=False,
-        description=f"Warns when a parameter of the selected model moved more than "
-        f"{DRIFT_TOLERANCE:.0%} from the last published run.",
+        description="Warns when a parameter of the selected model moved more than "
+        "CRM_MAX_PARAMETER_CHANGE (default 50%) from the last published run; the exports "
+        "are then held back (check model_parameters_stable on campaign_exports).",
     ),
 ]
 
@@ -273,15 +274,11 @@ def clv_model(context: dg.AssetExecutionContext, crm: PipelineSettings):
             "baseline_rmse": float(result.baseline.rmse),
         },
     )
-    drift = {
-        k: abs(v - previous[k]) / abs(previous[k])
-        for k, v in selected.params.items()
-        if previous and previous.get(k)
-    }
+    drift = relative_change(selected.params, previous) if previous else {}
     worst = max(drift.values(), default=0.0)
     yield dg.AssetCheckResult(
         check_name=CHECK_DRIFT,
-        passed=worst <= DRIFT_TOLERANCE,
+        passed=worst <= s.max_parameter_change,
         severity=dg.AssetCheckSeverity.WARN,
         description=(
             "no previous published run"

@@ -92,6 +92,16 @@ class PipelineSettings(dg.ConfigurableResource):
             # models/LATEST names the version whose scores are now published (not a backfill's)
             if not is_backfill(resolved.export_dir, resolved.as_of):
                 published_scores_version(resolved)
+                from orchestration.lib.model_store import apply_retention
+
+                removed = apply_retention(
+                    resolved.models_dir, resolved.model_retention_days, resolved.as_of
+                )
+                if removed and context.log:
+                    context.log.info(
+                        f"retention: deleted {len(removed)} model folder(s) older than "
+                        f"{resolved.model_retention_days} days"
+                    )
 
     def settings(self) -> Settings:
         s = self._resolved()

@@ -281,6 +281,11 @@ class DemoDataSummary:
     files: list[Path]
 
 
+#: File in a landing folder written by `generate_demo_data` (so `make demo` knows it may
+#: regenerate the folder for a new day; it never touches a folder without it).
+DEMO_MARKER = ".crm-demo"
+
+
 def generate_demo_data(
     out_dir: Path,
     *,
@@ -378,6 +383,8 @@ def generate_demo_data(
         first = cal.start + timedelta(days=int(orders["day"][0]))
         last = cal.start + timedelta(days=int(orders["day"][-1]))
     say(f"done: {members:,} members, {n_orders:,} orders")
+    # marks the folder as generated demo data: `make demo` may regenerate it (a new day)
+    (out_dir / DEMO_MARKER).write_text(f"demo data up to {cal.end}\n", encoding="utf-8")
     return DemoDataSummary(
         out_dir=out_dir,
         members=members,

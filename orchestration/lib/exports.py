@@ -46,6 +46,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import xlsxwriter
 
+from orchestration.lib.files import file_sha256
+
 #: Columns every send file carries, then the contact detail its channel needs.
 LIST_COLUMNS = [
     ("member_id", "Member id"),
@@ -109,14 +111,6 @@ _LINE_BREAKS = re.compile(r"[\t\r\n]+")
 _FORMULA_START = tuple("=+-@\t\r＝＋－＠")
 _E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
 _LOCK = ".exports.lock"
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        while chunk := fh.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _sha(value: str) -> str:
@@ -287,7 +281,7 @@ def stage_exports(
             for fname in outputs:
                 files[fname] = {
                     "bytes": (tmp / fname).stat().st_size,
-                    "sha256": _sha256(tmp / fname),
+                    "sha256": file_sha256(tmp / fname),
                 }
             send_files[name] = f"{name}.csv"
             cost = float(rows.loc[~rows["is_control"], "cost_per_contact"].sum())

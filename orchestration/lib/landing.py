@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import codecs
 import difflib
-import hashlib
 import re
 import tempfile
 from collections.abc import Iterator
@@ -184,17 +183,6 @@ def find_files(landing_dir: Path, entity: Entity) -> list[Path]:
             f"{entity.name}.parquet (see docs/data-contract.md)"
         )
     return files
-
-
-def landing_fingerprint(landing_dir: Path) -> str:
-    """A cheap fingerprint (names, sizes, mtimes) of the landing files; used by the sensor."""
-    h = hashlib.sha256()
-    if landing_dir.is_dir():
-        for p in sorted(landing_dir.iterdir()):
-            if p.is_file() and p.suffix.lower() in SUFFIXES:
-                st = p.stat()
-                h.update(f"{p.name}|{st.st_size}|{st.st_mtime_ns}\n".encode())
-    return h.hexdigest()
 
 
 def detect_encoding(path: Path, chunk_size: int = 1 << 20) -> str:

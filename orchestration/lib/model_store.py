@@ -9,8 +9,9 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -210,3 +211,24 @@ def set_latest(models_dir: Path, model_version: str) -> None:
     so a run that fails after scoring never moves it.
     """
     write_text_atomic(models_dir / LATEST_FILE, model_version + "\n")
+
+
+def apply_retention(models_dir: Path, keep_days: int, today: date) -> list[str]:
+    """Delete model folders (`<as-of>_<run>`) more than `keep_days` before `today`; the
+    version models/LATEST names is always kept. Returns the deleted folder names."""
+    if not models_dir.is_dir():
+        return []
+    latest_file = models_dir / LATEST_FILE
+    latest = latest_file.read_text(encoding="utf-8").strip() if latest_file.exists() else ""
+    keep_from = today - timedelta(days=keep_days)
+    deleted = []
+    for folder in sorted(models_dir.iterdir()):
+        try:
+            day = date.fromisoformat(folder.name[:10])
+        except ValueError:
+            continue
+        is_version = folder.is_dir() and folder.name[10:11] == "_"
+        if is_version and day < keep_from and folder.name != latest:
+            shutil.rmtree(folder, ignore_errors=True)
+            deleted.append(folder.name)
+    return deleted

@@ -139,3 +139,18 @@ def begin_run(warehouse: Path, run_id: str) -> RunGuard:
         os.close(fd)
         raise
     return RunGuard(warehouse=warehouse, work=work, lock_fd=fd)
+
+
+def run_in_progress(warehouse: Path) -> bool:
+    """Does some process hold the warehouse's run lock right now?"""
+    path = lock_path(warehouse)
+    if not path.exists():
+        return False
+    fd = os.open(path, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # closing releases the lock if we got it
+    return False

@@ -106,3 +106,18 @@ def counts(con: duckdb.DuckDBPyConnection, table: str, column: str) -> dict[str,
         f"select {column}, count(*) from {table} group by 1 order by 2 desc, 1"
     ).fetchall()
     return {str(k): int(n) for k, n in rows}
+
+
+def published_fingerprint(path: Path) -> str | None:
+    """The landing batch (content fingerprint) of the last published run, kept with the
+    warehouse in raw.landing_batches (a failed run's copy is discarded, so its batch is
+    never recorded). None before the first run."""
+    if not path.exists():
+        return None
+    with connect(path, read_only=True) as con:
+        if not table_exists(con, "raw.landing_batches"):
+            return None
+        row = con.execute(
+            "select fingerprint from raw.landing_batches order by loaded_at desc limit 1"
+        ).fetchall()
+    return row[0][0] if row else None

@@ -11,6 +11,7 @@ for every record of the files, and keep the model's figures sane.
 
 from __future__ import annotations
 
+import json
 import shutil
 from datetime import date
 from pathlib import Path
@@ -148,3 +149,29 @@ def test_a_missing_landing_folder_says_so_without_an_old_summary(run, tmp_path: 
     assert proc.returncode == 1
     assert "landing folder" in proc.stderr and "does not exist" in proc.stderr
     assert "campaign lists" not in proc.stdout and "lifecycle stages" not in proc.stdout
+
+
+def test_shrunk_or_stale_input_holds_the_lists_back_until_accepted(run) -> None:
+    root, *_ = run
+    orders = root / "landing" / "orders.csv"
+    full = orders.read_text(encoding="utf-8")
+    lines = full.splitlines(keepends=True)
+    latest = root / "exports" / "latest"
+    before = {p.name: p.read_bytes() for p in latest.iterdir()}
+    try:
+        orders.write_text("".join(lines[: len(lines) // 2]), encoding="utf-8")  # half written
+        with pytest.MonkeyPatch.context() as mp:
+            point_env_at(mp, root, as_of=AS_OF)
+            from orchestration.runner import run_pipeline
+
+            held = run_pipeline()
+            assert not held.success
+            assert held.failure.startswith("campaign_exports: check input_is_fresh failed")
+            assert {p.name: p.read_bytes() for p in latest.iterdir()} == before
+            mp.setenv("CRM_ACCEPT_INPUT_CHANGE", "true")
+            accepted = run_pipeline()
+        assert accepted.success, accepted.failure
+        manifest = json.loads((latest / "manifest.json").read_text(encoding="utf-8"))
+        assert manifest["run_id"] == accepted.run_id
+    finally:
+        orders.write_text(full, encoding="utf-8")

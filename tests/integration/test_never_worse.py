@@ -41,7 +41,7 @@ def test_failed_run_keeps_last_good_warehouse(env: Path, monkeypatch: pytest.Mon
     # New data and a new as-of date; ingest, dbt and the model step succeed, then the
     # export step breaks (a bug): the whole run must leave no trace.
     with (env / "landing" / "orders.csv").open("a", encoding="utf-8") as fh:
-        fh.write("O900,M01,2024-07-20 10:00:00,55.00,paid,tmall,,\n")
+        fh.write("O900,M01,2024-07-30 10:00:00,55.00,paid,tmall,,\n")
     monkeypatch.setenv("CRM_AS_OF", "2024-07-31")
 
     def broken(*_args, **_kwargs):
@@ -125,3 +125,39 @@ def test_a_program_holding_the_warehouse_is_named(env: Path) -> None:
         assert time.monotonic() - started < 30
     finally:
         holder.kill()
+
+
+def test_a_run_across_midnight_builds_one_day(env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without --as-of the run is as of yesterday: fixed once, even if midnight passes."""
+    from datetime import datetime as real_datetime
+
+    import dagster as dg
+
+    from orchestration import settings
+
+    monkeypatch.delenv("CRM_AS_OF")
+    monkeypatch.setenv("CRM_TIMEZONE", "Pacific/Auckland")
+    calls = []
+
+    class Clock(real_datetime):
+        @classmethod
+        def now(cls, tz=None):
+            calls.append(1)
+            # the first reading is 1 s before local midnight, every later one after it
+            wall = (
+                real_datetime(2024, 7, 1, 23, 59, 59)
+                if len(calls) == 1
+                else real_datetime(2024, 7, 2, 0, 0, 1)
+            )
+            return wall.replace(tzinfo=tz)
+
+    monkeypatch.setattr(settings, "datetime", Clock)
+    from orchestration.runner import run_pipeline
+
+    outcome = run_pipeline(groups=["ingest", "transform"])
+    assert outcome.success, outcome.failure
+    with duckdb.connect(str(env / "warehouse.duckdb"), read_only=True) as con:
+        days = con.execute("select distinct as_of_date from marts.customer_lifecycle").fetchall()
+    assert [d[0].isoformat() for d in days] == ["2024-06-30"]
+    with dg.DagsterInstance.from_config(str(env / "dagster_home")) as instance:
+        assert instance.get_run_by_id(outcome.run_id).tags["crm/as_of"] == "2024-06-30"

@@ -92,7 +92,7 @@ def test_rerun_overwrites(tmp_path: Path) -> None:
     (tmp_path / "orders.csv").write_text("garbage", encoding="utf-8")
     summary = generate_demo_data(tmp_path, members=200, end=END, years=1.0)
     assert len(_read(tmp_path / "orders.csv")) == summary.orders
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["members.csv", "orders.csv"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".crm-demo", "members.csv", "orders.csv"]
 
 
 def test_order_dates_within_window(
