@@ -17,6 +17,9 @@ from orchestration.errors import CrmError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
+#: The business time zone unless CRM_TIMEZONE says otherwise (dbt's own default, for a
+#: bare `dbt build`, is the `timezone` var in dbt_project.yml).
+DEFAULT_TIMEZONE = "Asia/Shanghai"
 
 
 def _env(name: str, default: str) -> str:
@@ -179,21 +182,34 @@ def run_tags(s: Settings) -> dict[str, str]:
 
 
 def load_dotenv(path: Path = PROJECT_ROOT / ".env") -> None:
-    """Read KEY=value lines of the project's .env into the environment.
+    """Read the project's .env into the environment (python-dotenv: `export`, quotes and
+    inline comments as in a shell). Variables already set in the environment win (as
+    with `dagster dev`, which reads the same file for the UI). A line it cannot read
+    stops with its line number instead of being skipped."""
+    import logging
 
-    Variables already set in the environment win (as with `dagster dev`, which
-    reads the same file for the UI).
-    """
+    import dotenv
+
     if not path.is_file():
         return
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        key, sep, value = line.partition("=")
-        if not sep or not key.strip().isidentifier():
-            raise CrmError(f"{path.name} line {number}: expected KEY=value, got {line!r}")
-        os.environ.setdefault(key.strip(), value.strip().strip('"').strip("'"))
+    problems: list[str] = []
+
+    class _Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            problems.append(record.getMessage())
+
+    handler = _Collect(level=logging.WARNING)
+    log = logging.getLogger("dotenv.main")
+    log.addHandler(handler)
+    try:
+        values = dotenv.dotenv_values(path, encoding="utf-8")
+    finally:
+        log.removeHandler(handler)
+    if problems:
+        raise CrmError(f"{path.name}: {problems[0]}; write it as KEY=value")
+    for key, value in values.items():
+        if value is not None:
+            os.environ.setdefault(key, value)
 
 
 def _default_dagster_home(warehouse: Path) -> Path:
@@ -206,7 +222,7 @@ def _default_dagster_home(warehouse: Path) -> Path:
 
 def load_settings() -> Settings:
     """Read the settings from the environment (defaults live under `data/`)."""
-    timezone = _env("CRM_TIMEZONE", "Asia/Shanghai")
+    timezone = _env("CRM_TIMEZONE", DEFAULT_TIMEZONE)
     try:
         ZoneInfo(timezone)
     except (ZoneInfoNotFoundError, ValueError) as exc:

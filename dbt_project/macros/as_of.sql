@@ -2,7 +2,8 @@
 {% macro as_of_date() -%}
     {%- set d = var('as_of_date', none) -%}
     {%- if d is none or d == '' -%}
-        cast({{ dbt.dateadd('day', -1, 'current_date') }} as date)
+        {#- a bare `dbt build`: yesterday in the business time zone, as the pipeline does -#}
+        cast(timezone('{{ var("timezone") }}', now()) as date) - 1
     {%- else -%}
         cast('{{ d }}' as date)
     {%- endif -%}

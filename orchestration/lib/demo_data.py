@@ -30,7 +30,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone, tzinfo
+from datetime import date, datetime, timedelta
 from importlib import resources
 from pathlib import Path
 from typing import IO
@@ -51,7 +51,6 @@ __all__ = [
     "write_cdnow",
 ]
 
-BUSINESS_TZ = "Asia/Shanghai"
 
 # The files follow the landing contract exactly: the same columns, in contract order.
 ORDERS_COLUMNS: tuple[str, ...] = ORDERS.columns
@@ -307,7 +306,7 @@ def generate_demo_data(
     seed : int, default 42
         Random seed. The same ``(members, seed, end, years)`` gives byte-identical files.
     end : date, optional
-        Last possible order date. Defaults to yesterday in Asia/Shanghai.
+        Last possible order date. Defaults to yesterday in CRM_TIMEZONE.
     years : float, default 2.0
         Length of the window (members register and order in ``(end - years, end]``).
     progress : callable, optional
@@ -500,29 +499,15 @@ def write_cdnow(out_dir: Path, *, sample: bool) -> DemoDataSummary:
 
 
 def default_end_date() -> date:
-    """Return yesterday's date in the business timezone (Asia/Shanghai).
+    """Yesterday in the business time zone (CRM_TIMEZONE): the pipeline's default as-of."""
+    from orchestration.settings import load_settings
 
-    Returns
-    -------
-    date
-        ``today - 1 day`` in Asia/Shanghai (falls back to a fixed UTC+8 offset when no tz
-        database is available; China has no DST).
-    """
-    return datetime.now(_business_tz()).date() - timedelta(days=1)
+    return datetime.now(load_settings().tz).date() - timedelta(days=1)
 
 
 # --------------------------------------------------------------------------------------------
 # Calendar and seasonality
 # --------------------------------------------------------------------------------------------
-
-
-def _business_tz() -> tzinfo:
-    try:
-        from zoneinfo import ZoneInfo
-
-        return ZoneInfo(BUSINESS_TZ)
-    except Exception:  # pragma: no cover - tz database missing
-        return timezone(timedelta(hours=8), "CST")
 
 
 @dataclass(frozen=True)

@@ -1,18 +1,17 @@
-"""Load and validate the campaign playbook (campaigns.yml).
+"""Load and validate the campaign playbook (campaigns.yml) with pydantic.
 
-The playbook is data, not code: this module checks it and hands it to dbt as a
+The playbook is data, not code: these models check it and hand it to dbt as a
 var, where `models/campaigns/` turns it into SQL. Every error names the file,
 the list and the field, and says what is allowed.
 """
 
 from __future__ import annotations
 
-import re
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from orchestration.errors import CrmError
 
@@ -27,7 +26,9 @@ RANK_BY = {
     "monetary_total": "total spend",
     "recency": "most recent buyers first",
 }
-CATEGORICAL = {
+R_GROUPS = ("active", "silent", "sleeping", "lost")
+F_GROUPS = ("new", "second", "regular", "fan")
+CATEGORICAL: dict[str, tuple[str, ...] | None] = {
     "lifecycle_stage": (
         "prospect", "new", "rising", "mature", "declining", "silent", "churned", "reactivated",
     ),
@@ -35,9 +36,9 @@ CATEGORICAL = {
         "Champions", "Loyal", "Potential Loyalist", "New", "Promising", "Need Attention",
         "About to Sleep", "Can't Lose", "At Risk", "Lost", "Hibernating",
     ),
-    "r_group": ("active", "silent", "sleeping", "lost"),
-    "f_group": ("new", "second", "regular", "fan"),
-    "rf_cell": None,  # r_group_f_group, checked below
+    "r_group": R_GROUPS,
+    "f_group": F_GROUPS,
+    "rf_cell": tuple(f"{r}_{f}" for r in R_GROUPS for f in F_GROUPS),
     "churn_risk": ("high", "medium", "low"),
     "value_tier": ("top", "high", "medium", "low"),
     "city": None,
@@ -51,43 +52,171 @@ NUMERIC = (
     "m_score",
 )  # fmt: skip
 OFFER_TYPES = ("coupon", "referral", "gift", "points", "none")
-_NAME = re.compile(r"^[a-z][a-z0-9_]{0,40}$")
+
+Channel = Literal["sms", "email", "push"]
+Goal = Literal["win-back", "retention", "activation", "upsell-referral", "care"]
+RankBy = Literal[
+    "winback_value", "clv_at_risk", "predicted_clv_12m", "p_purchase_90d", "p_purchase_60d",
+    "monetary_total", "recency",
+]  # fmt: skip
+OfferType = Literal["coupon", "referral", "gift", "points", "none"]
 
 
-@dataclass(frozen=True)
-class Offer:
-    type: str
-    threshold: float
-    amount: float
-    validity_days: int
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
 
 
-@dataclass(frozen=True)
-class CampaignList:
-    name: str
-    goal: str
-    priority: int
-    description: str
+class Offer(_Model):
+    type: OfferType
+    threshold: float = Field(0.0, ge=0)
+    amount: float = Field(0.0, ge=0)
+    validity_days: int = Field(14, ge=1)
+
+
+class Cap(_Model):
+    max_contacts: int | None = Field(None, ge=1)
+    budget: float | None = Field(None, ge=0)
+
+    @model_validator(mode="after")
+    def _one_of(self) -> Cap:
+        if self.max_contacts is None and self.budget is None:
+            raise ValueError("give {max_contacts: N} and/or {budget: yuan}")
+        return self
+
+
+def normalise_audience(raw: Any, *, nested: bool = False) -> dict[str, Any]:
+    """An audience (filters ANDed; `any_of` ORs sub-audiences) in the form dbt reads."""
+    if not isinstance(raw, dict) or not raw:
+        raise ValueError("audience must be a mapping of filters, e.g. {lifecycle_stage: [silent]}")
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key in CATEGORICAL:
+            values = value if isinstance(value, list) else [value]
+            if not values or not all(isinstance(v, str) for v in values):
+                raise ValueError(f"{key}: give a list of text values")
+            allowed = CATEGORICAL[key]
+            if allowed is not None and (bad := [v for v in values if v not in allowed]):
+                raise ValueError(f"{key}: unknown value(s) {bad}; allowed: {', '.join(allowed)}")
+            out[key] = values
+        elif key in {"min", "max"}:
+            if not isinstance(value, dict) or not value:
+                raise ValueError(f"{key}: give a mapping of column: number")
+            for col, bound in value.items():
+                if col not in NUMERIC:
+                    raise ValueError(f"{key}.{col}: unknown column; allowed: {', '.join(NUMERIC)}")
+                if isinstance(bound, bool) or not isinstance(bound, int | float):
+                    raise ValueError(f"{key}.{col}: {bound!r} is not a number")
+            out[key] = {str(c): float(b) for c, b in value.items()}
+        elif key == "birthday_in_campaign_month":
+            if not isinstance(value, bool):
+                raise ValueError(f"{key}: must be true or false")
+            out[key] = value
+        elif key == "any_of" and not nested:
+            if not isinstance(value, list) or not value:
+                raise ValueError("any_of: give a list of audiences, any of which qualifies")
+            out[key] = [normalise_audience(v, nested=True) for v in value]
+        else:
+            allowed = [*CATEGORICAL, "min", "max", "birthday_in_campaign_month"]
+            if not nested:
+                allowed.append("any_of")
+            raise ValueError(f"{key}: unknown filter; allowed: {', '.join(allowed)}")
+    return out
+
+
+class CampaignList(_Model):
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,40}$")
+    goal: Goal
+    priority: int = Field(ge=1)
+    description: str = ""
     audience: dict[str, Any]
-    rank_by: str
-    priority_groups: int
-    max_contacts: int | None
-    budget: float | None
+    rank_by: RankBy
+    priority_groups: int = Field(10, ge=1)
+    cap: Cap
     offer: Offer
-    channels: tuple[str, ...]
-    control_share: float
+    channels: tuple[Channel, ...] = Field(min_length=1)
+    control_share: float | None = Field(None, ge=0, lt=0.5)
+
+    @field_validator("audience", mode="before")
+    @classmethod
+    def _audience(cls, value: Any) -> dict[str, Any]:
+        return normalise_audience(value)
+
+    @field_validator("channels")
+    @classmethod
+    def _unique(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if len(set(value)) != len(value):
+            raise ValueError("each channel at most once, in order of preference")
+        return value
+
+    @property
+    def max_contacts(self) -> int | None:
+        return self.cap.max_contacts
+
+    @property
+    def budget(self) -> float | None:
+        return self.cap.budget
 
 
-@dataclass(frozen=True)
-class Playbook:
+class ContactCap(_Model):
+    max_contacts: int = Field(0, ge=0)
+    days: int = Field(30, ge=1)
+
+
+class Defaults(_Model):
+    control_share: float = Field(0.10, ge=0, lt=0.5)
+    consent: Literal["explicit", "opt_out"] = "explicit"
+    period: Literal["month", "week"] = "month"
+    cooldown_days: int = Field(0, ge=0)
+    contact_cap: ContactCap = ContactCap()
+    cost_per_contact: dict[Channel, float] = {}
+    push_channels: tuple[str, ...] = ()
+
+    @field_validator("cost_per_contact")
+    @classmethod
+    def _costs(cls, value: dict[str, float]) -> dict[str, float]:
+        if bad := [c for c, v in value.items() if v < 0]:
+            raise ValueError(f"costs must not be negative: {bad}")
+        return {c: float(value.get(c, 0.0)) for c in CHANNELS}
+
+
+class Playbook(_Model):
     path: Path
-    consent: str
-    period: str
-    cooldown_days: int
-    contact_cap: dict[str, int]
-    cost_per_contact: dict[str, float]
-    push_channels: tuple[str, ...]
-    lists: tuple[CampaignList, ...] = field(default_factory=tuple)
+    defaults: Defaults = Defaults()
+    lists: tuple[CampaignList, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Playbook:
+        names = [cl.name for cl in self.lists]
+        if len(set(names)) != len(names):
+            raise ValueError(f"list names must be unique: {names}")
+        priorities = [cl.priority for cl in self.lists]
+        if len(set(priorities)) != len(priorities):
+            raise ValueError(f"priorities must be unique (they decide ties): {priorities}")
+        costs = self.cost_per_contact
+        for cl in self.lists:
+            if cl.budget is not None and all(costs[c] == 0 for c in cl.channels):
+                raise ValueError(
+                    f"list {cl.name}.cap.budget: its channels cost nothing; use max_contacts"
+                )
+        ordered = tuple(sorted(self.lists, key=lambda cl: cl.priority))
+        shared = [
+            cl.model_copy(update={"control_share": self.defaults.control_share})
+            if cl.control_share is None
+            else cl
+            for cl in ordered
+        ]
+        object.__setattr__(self, "lists", tuple(shared))
+        return self
+
+    consent = property(lambda self: self.defaults.consent)
+    period = property(lambda self: self.defaults.period)
+    cooldown_days = property(lambda self: self.defaults.cooldown_days)
+    contact_cap = property(lambda self: self.defaults.contact_cap.model_dump())
+    push_channels = property(lambda self: tuple(self.defaults.push_channels))
+
+    @property
+    def cost_per_contact(self) -> dict[str, float]:
+        return {c: float(self.defaults.cost_per_contact.get(c, 0.0)) for c in CHANNELS}
 
     def to_dbt_var(self) -> dict[str, Any]:
         """The playbook as the JSON-able dict the dbt campaign models read."""
@@ -99,216 +228,56 @@ class Playbook:
             "cost_per_contact": self.cost_per_contact,
             "push_channels": list(self.push_channels),
             "lists": [
-                {**asdict(cl), "offer": asdict(cl.offer), "channels": list(cl.channels)}
+                {
+                    "name": cl.name,
+                    "goal": cl.goal,
+                    "priority": cl.priority,
+                    "description": cl.description,
+                    "audience": cl.audience,
+                    "rank_by": cl.rank_by,
+                    "priority_groups": cl.priority_groups,
+                    "max_contacts": cl.max_contacts,
+                    "budget": cl.budget,
+                    "offer": cl.offer.model_dump(),
+                    "channels": list(cl.channels),
+                    "control_share": cl.control_share,
+                }
                 for cl in self.lists
             ],
         }
 
 
-class _Ctx:
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def fail(self, where: str, message: str) -> CrmError:
-        return CrmError(f"{self.path.name}: {where}: {message}")
-
-
-def _number(ctx: _Ctx, where: str, value: Any, *, minimum: float = 0, integer: bool = False):
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ctx.fail(where, f"{value!r} is not a number")
-    if value < minimum:
-        raise ctx.fail(where, f"{value} must be at least {minimum}")
-    if integer and int(value) != value:
-        raise ctx.fail(where, f"{value} must be a whole number")
-    return int(value) if integer else float(value)
-
-
-def _audience(ctx: _Ctx, where: str, raw: Any, *, nested: bool = False) -> dict[str, Any]:
-    if not isinstance(raw, dict) or not raw:
-        raise ctx.fail(
-            where, "audience must be a mapping of filters, e.g. {lifecycle_stage: [silent]}"
-        )
-    out: dict[str, Any] = {}
-    for key, value in raw.items():
-        here = f"{where}.{key}"
-        if key in CATEGORICAL:
-            values = value if isinstance(value, list) else [value]
-            if not values or not all(isinstance(v, str) for v in values):
-                raise ctx.fail(here, "give a list of text values")
-            allowed = CATEGORICAL[key]
-            if key == "rf_cell":
-                allowed = tuple(
-                    f"{r}_{f}" for r in CATEGORICAL["r_group"] for f in CATEGORICAL["f_group"]
-                )
-            if allowed is not None and (bad := [v for v in values if v not in allowed]):
-                raise ctx.fail(here, f"unknown value(s) {bad}; allowed: {', '.join(allowed)}")
-            out[key] = values
-        elif key in {"min", "max"}:
-            if not isinstance(value, dict) or not value:
-                raise ctx.fail(here, "give a mapping of column: number")
-            for col, bound in value.items():
-                if col not in NUMERIC:
-                    raise ctx.fail(
-                        f"{here}.{col}", f"unknown column; allowed: {', '.join(NUMERIC)}"
-                    )
-                _number(ctx, f"{here}.{col}", bound, minimum=-1e18)
-            out[key] = {str(c): float(b) for c, b in value.items()}
-        elif key == "birthday_in_campaign_month":
-            if not isinstance(value, bool):
-                raise ctx.fail(here, "must be true or false")
-            out[key] = value
-        elif key == "any_of" and not nested:
-            if not isinstance(value, list) or not value:
-                raise ctx.fail(here, "give a list of audiences, any of which qualifies")
-            out[key] = [_audience(ctx, f"{here}[{i}]", v, nested=True) for i, v in enumerate(value)]
-        else:
-            allowed = [*CATEGORICAL, "min", "max", "birthday_in_campaign_month"]
-            if not nested:
-                allowed.append("any_of")
-            raise ctx.fail(here, f"unknown filter; allowed: {', '.join(allowed)}")
-    return out
-
-
-def _list(ctx: _Ctx, i: int, raw: Any, defaults: dict[str, Any]) -> CampaignList:
-    if not isinstance(raw, dict):
-        raise ctx.fail(f"lists[{i}]", "each list must be a mapping with name, goal, audience, …")
-    name = raw.get("name")
-    if not isinstance(name, str) or not _NAME.match(name):
-        raise ctx.fail(f"lists[{i}].name", f"{name!r}: use lower-case letters, digits, underscore")
-    where = f"list {name}"
-    known = {
-        "name", "goal", "priority", "description", "audience", "rank_by", "priority_groups",
-        "cap", "offer", "channels", "control_share",
-    }  # fmt: skip
-    if extra := sorted(set(raw) - known):
-        raise ctx.fail(where, f"unknown field(s) {extra}; allowed: {', '.join(sorted(known))}")
-    for required in ("goal", "priority", "audience", "rank_by", "cap", "offer", "channels"):
-        if required not in raw:
-            raise ctx.fail(where, f"'{required}' is missing")
-    goal = raw["goal"]
-    if goal not in GOALS:
-        raise ctx.fail(f"{where}.goal", f"{goal!r} unknown; allowed: {', '.join(GOALS)}")
-    rank_by = raw["rank_by"]
-    if rank_by not in RANK_BY:
-        raise ctx.fail(f"{where}.rank_by", f"{rank_by!r} unknown; allowed: {', '.join(RANK_BY)}")
-    cap = raw["cap"]
-    if not isinstance(cap, dict) or set(cap) - {"max_contacts", "budget"} or not cap:
-        raise ctx.fail(f"{where}.cap", "give {max_contacts: N} and/or {budget: yuan}")
-    max_contacts = (
-        _number(ctx, f"{where}.cap.max_contacts", cap["max_contacts"], minimum=1, integer=True)
-        if "max_contacts" in cap
-        else None
-    )
-    budget = _number(ctx, f"{where}.cap.budget", cap["budget"]) if "budget" in cap else None
-    offer_raw = raw["offer"]
-    if not isinstance(offer_raw, dict):
-        raise ctx.fail(f"{where}.offer", "give {type, threshold, amount, validity_days}")
-    otype = offer_raw.get("type")
-    if otype not in OFFER_TYPES:
-        raise ctx.fail(
-            f"{where}.offer.type", f"{otype!r} unknown; allowed: {', '.join(OFFER_TYPES)}"
-        )
-    offer = Offer(
-        type=otype,
-        threshold=_number(ctx, f"{where}.offer.threshold", offer_raw.get("threshold", 0)),
-        amount=_number(ctx, f"{where}.offer.amount", offer_raw.get("amount", 0)),
-        validity_days=_number(
-            ctx, f"{where}.offer.validity_days", offer_raw.get("validity_days", 14),
-            minimum=1, integer=True,
-        ),
-    )  # fmt: skip
-    channels = raw["channels"]
-    if (
-        not isinstance(channels, list)
-        or not channels
-        or any(c not in CHANNELS for c in channels)
-        or len(set(channels)) != len(channels)
-    ):
-        raise ctx.fail(
-            f"{where}.channels", f"{channels!r}: an ordered list from {', '.join(CHANNELS)}"
-        )
-    control = raw.get("control_share", defaults["control_share"])
-    control = _number(ctx, f"{where}.control_share", control)
-    if control >= 0.5:
-        raise ctx.fail(f"{where}.control_share", f"{control} must be below 0.5")
-    return CampaignList(
-        name=name,
-        goal=goal,
-        priority=_number(ctx, f"{where}.priority", raw["priority"], minimum=1, integer=True),
-        description=str(raw.get("description", "")),
-        audience=_audience(ctx, f"{where}.audience", raw["audience"]),
-        rank_by=rank_by,
-        priority_groups=_number(
-            ctx, f"{where}.priority_groups", raw.get("priority_groups", 10), minimum=1, integer=True
-        ),
-        max_contacts=max_contacts,
-        budget=budget,
-        offer=offer,
-        channels=tuple(channels),
-        control_share=control,
-    )
+def _where(loc: tuple[Any, ...], raw: dict[str, Any]) -> str:
+    """'list win_back.offer.type' for ('lists', 0, 'offer', 'type')."""
+    if not loc:
+        return "top level"
+    if loc[0] == "lists" and len(loc) > 1 and isinstance(loc[1], int):
+        items = raw.get("lists") if isinstance(raw.get("lists"), list) else []
+        item = items[loc[1]] if loc[1] < len(items) else None
+        name = item.get("name") if isinstance(item, dict) else None
+        head = f"list {name}" if isinstance(name, str) and name else f"lists[{loc[1]}]"
+        rest = [str(p) for p in loc[2:] if not str(p).startswith(("function-", "literal["))]
+        return ".".join([head, *rest])
+    return ".".join(str(p) for p in loc)
 
 
 def load_playbook(path: Path) -> Playbook:
-    """Read and validate campaigns.yml; raise CrmError naming the problem."""
+    """Read and validate campaigns.yml; raise CrmError naming the file, list and field."""
     if not path.is_file():
         raise CrmError(
             f"campaign playbook {path} not found; set CRM_PLAYBOOK or restore campaigns.yml"
         )
-    ctx = _Ctx(path)
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise CrmError(f"{path.name}: not valid YAML: {exc}") from exc
     if not isinstance(raw, dict) or "lists" not in raw:
-        raise ctx.fail("top level", "expected 'defaults' and 'lists'")
-    d = raw.get("defaults") or {}
-    defaults = {
-        "control_share": _number(ctx, "defaults.control_share", d.get("control_share", 0.10)),
-        "consent": d.get("consent", "explicit"),
-        "period": d.get("period", "month"),
-    }
-    if defaults["consent"] not in {"explicit", "opt_out"}:
-        raise ctx.fail("defaults.consent", "must be 'explicit' or 'opt_out'")
-    if defaults["period"] not in {"month", "week"}:
-        raise ctx.fail("defaults.period", "must be 'month' or 'week'")
-    cooldown = _number(ctx, "defaults.cooldown_days", d.get("cooldown_days", 0), integer=True)
-    cap_raw = d.get("contact_cap") or {"max_contacts": 0, "days": 30}
-    if not isinstance(cap_raw, dict) or set(cap_raw) - {"max_contacts", "days"}:
-        raise ctx.fail("defaults.contact_cap", "give {max_contacts: N, days: D} (0 = no cap)")
-    contact_cap = {
-        "max_contacts": _number(
-            ctx, "defaults.contact_cap.max_contacts", cap_raw.get("max_contacts", 0), integer=True
-        ),
-        "days": _number(ctx, "defaults.contact_cap.days", cap_raw.get("days", 30), minimum=1,
-                        integer=True),
-    }  # fmt: skip
-    costs_raw = d.get("cost_per_contact") or {}
-    costs = {
-        c: _number(ctx, f"defaults.cost_per_contact.{c}", costs_raw.get(c, 0)) for c in CHANNELS
-    }
-    lists_raw = raw["lists"]
-    if not isinstance(lists_raw, list) or not lists_raw:
-        raise ctx.fail("lists", "give at least one list")
-    lists = [_list(ctx, i, item, defaults) for i, item in enumerate(lists_raw)]
-    names = [cl.name for cl in lists]
-    if len(set(names)) != len(names):
-        raise ctx.fail("lists", f"list names must be unique: {names}")
-    priorities = [cl.priority for cl in lists]
-    if len(set(priorities)) != len(priorities):
-        raise ctx.fail("lists", f"priorities must be unique (they decide ties): {priorities}")
-    for cl in lists:
-        if cl.budget is not None and all(costs[c] == 0 for c in cl.channels):
-            raise ctx.fail(
-                f"list {cl.name}.cap.budget", "its channels cost nothing; use max_contacts"
-            )
-    return Playbook(
-        path=path,
-        consent=defaults["consent"],
-        period=defaults["period"],
-        cooldown_days=cooldown,
-        contact_cap=contact_cap,
-        cost_per_contact=costs,
-        push_channels=tuple(str(c) for c in (d.get("push_channels") or [])),
-        lists=tuple(sorted(lists, key=lambda cl: cl.priority)),
-    )
+        raise CrmError(f"{path.name}: top level: expected 'defaults' and 'lists'")
+    try:
+        return Playbook(path=path, defaults=raw.get("defaults") or {}, lists=raw["lists"])
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            message = str(err["msg"]).removeprefix("Value error, ")
+            problems.append(f"{_where(tuple(err['loc']), raw)}: {message}")
+        raise CrmError(f"{path.name}: " + "; ".join(problems[:3])) from exc

@@ -55,7 +55,9 @@ def test_dotenv_fills_unset_variables_only(tmp_path, monkeypatch: pytest.MonkeyP
     from orchestration.settings import load_dotenv
 
     env = tmp_path / ".env"
-    env.write_text("# comment\nCRM_FRESHNESS_DAYS=9\nCRM_TIMEZONE='Europe/Berlin'\n\n", "utf-8")
+    env.write_text(
+        "# comment\nexport CRM_FRESHNESS_DAYS=9  # days\nCRM_TIMEZONE='Europe/Berlin'\n\n", "utf-8"
+    )
     monkeypatch.setenv("CRM_FRESHNESS_DAYS", "30")  # recorded, so restored after the test
     monkeypatch.delenv("CRM_FRESHNESS_DAYS")
     monkeypatch.setenv("CRM_TIMEZONE", "Asia/Tokyo")
@@ -63,5 +65,5 @@ def test_dotenv_fills_unset_variables_only(tmp_path, monkeypatch: pytest.MonkeyP
     s = load_settings()
     assert s.freshness_days == 9 and s.timezone == "Asia/Tokyo"
     env.write_text("not a setting\n", "utf-8")
-    with pytest.raises(CrmError, match=r"\.env line 1: expected KEY=value"):
+    with pytest.raises(CrmError, match=r"\.env: .*line 1.*write it as KEY=value"):
         load_dotenv(env)
