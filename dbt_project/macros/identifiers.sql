@@ -29,11 +29,15 @@
    - anything else (letters, Excel's 1.39E+10, too short or too long) is invalid:
      never guessed. #}
 {% macro normalise_phone(col) -%}
-    {%- set s = "regexp_replace(translate(" ~ col ~ ", '０１２３４５６７８９＋', '0123456789+'), "
-        ~ "'[\\s\\x{00a0}\\x{3000}" ~ invisible_chars() ~ "().\\-－（）/]', '', 'g')" -%}
+    {#- the text Excel or a platform wraps a number in (="…", '…, a trunk "(0)") goes first -#}
+    {%- set unwrapped = "regexp_replace(translate(" ~ col ~ ", '０１２３４５６７８９＋', '0123456789+'), "
+        ~ "'^[=''\"\\s]+|[''\"\\s]+$|\\(0\\)', '', 'g')" -%}
+    {%- set s = "regexp_replace(" ~ unwrapped ~ ", "
+        ~ "'[\\s\\x{00a0}\\x{202f}\\x{3000}" ~ invisible_chars()
+        ~ "().\\-\\x{2010}-\\x{2015}\\x{2212}－（）/]', '', 'g')" -%}
     case
-        when regexp_full_match({{ s }}, '1[3-9][0-9]{9}') then '+86' || {{ s }}
-        when regexp_full_match({{ s }}, '861[3-9][0-9]{9}') then '+' || {{ s }}
+        when regexp_full_match({{ s }}, '0?1[3-9][0-9]{9}') then '+86' || right({{ s }}, 11)
+        when regexp_full_match({{ s }}, '(\+|00)?860?1[3-9][0-9]{9}') then '+86' || right({{ s }}, 11)
         when regexp_full_match({{ s }}, '(\+|00)[1-9][0-9]{6,14}')
             then '+' || regexp_replace({{ s }}, '^(\+|00)', '')
     end
@@ -43,7 +47,7 @@
    NULL unless it looks like local@domain.tld. #}
 {% macro normalise_email(col) -%}
     {%- set s = "regexp_replace(lower(regexp_replace(" ~ col ~ ", '[" ~ invisible_chars()
-        ~ "\\x{00a0}\\x{3000}]|^\\s+|\\s+$', '', 'g')), '^mailto:', '')" -%}
+        ~ "\\x{00a0}\\x{202f}\\x{3000}<>]|^\\s+|\\s+$', '', 'g')), '^mailto:', '')" -%}
     case when regexp_full_match({{ s }}, '[^@\s]+@[^@\s]+\.[^@\s.]+') then {{ s }} end
 {%- endmacro %}
 

@@ -74,6 +74,11 @@ _IN_FLIGHT = {
     dg.DagsterRunStatus.STARTED,
 }
 _KILLED = "the process was killed before it finished (found by the sensor)"
+#: A STARTED run is taken for killed only when nobody holds the warehouse AND it has
+#: logged nothing for this long (a live run releases the lock just before it ends).
+_SILENT_SECONDS = 600
+#: A batch whose runs failed for transient reasons this many times is not requested again.
+_MAX_ATTEMPTS = 3
 _TRANSIENT = ("another run is using", "open in another program", "process was killed")
 
 
@@ -111,7 +116,12 @@ def new_landing_files(context: dg.SensorEvaluationContext):
         tags={"crm/landing_fingerprint": fp, "crm/warehouse": str(s.warehouse)}
     )
     runs = context.instance.get_runs(filters=batch_runs)
-    orphans = [r for r in runs if r.status == dg.DagsterRunStatus.STARTED]
+    orphans = [
+        r
+        for r in runs
+        if r.status == dg.DagsterRunStatus.STARTED
+        and _silent_for(context.instance, r.run_id) > _SILENT_SECONDS
+    ]
     if orphans and not run_in_progress(s.warehouse):
         # STARTED, but no process holds the warehouse: the run's process was killed
         for r in orphans:
@@ -120,6 +130,18 @@ def new_landing_files(context: dg.SensorEvaluationContext):
     if any(r.status in _IN_FLIGHT for r in runs):
         return dg.SkipReason(f"a run for batch {fp[:12]} is queued or running")
     last = runs[0] if runs else None  # newest first
+    if last is not None and last.status in {
+        dg.DagsterRunStatus.CANCELED,
+        dg.DagsterRunStatus.CANCELING,
+    }:
+        return dg.SkipReason(
+            f"the run for batch {fp[:12]} ({last.run_id[:8]}) was cancelled; land a new batch "
+            "or start a run by hand"
+        )
+    if len(runs) >= _MAX_ATTEMPTS:
+        return dg.SkipReason(
+            f"batch {fp[:12]} was tried {len(runs)} times without success; start a run by hand"
+        )
     if last is not None and last.status == dg.DagsterRunStatus.FAILURE:
         why = _failure_message(context.instance, last.run_id)
         if not any(t in why for t in _TRANSIENT):
@@ -132,6 +154,14 @@ def new_landing_files(context: dg.SensorEvaluationContext):
         as_of, "sensor", run_key=f"{fp[:16]}-{len(runs)}",
         extra_tags={"crm/landing_fingerprint": fp},
     )  # fmt: skip
+
+
+def _silent_for(instance: dg.DagsterInstance, run_id: str) -> float:
+    """Seconds since the run last logged anything."""
+    record = instance.get_run_record_by_id(run_id)
+    if record is None or record.update_timestamp is None:
+        return float("inf")
+    return time.time() - record.update_timestamp.timestamp()
 
 
 def _failure_message(instance: dg.DagsterInstance, run_id: str) -> str:

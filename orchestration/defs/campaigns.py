@@ -189,7 +189,9 @@ def build_campaign_assets() -> list[dg.AssetsDefinition]:
             newest = exports.newest_published(s.export_dir) or s.as_of
             result = exports.publish(staged, move_latest=not backfill)
             removed = (
-                exports.apply_retention(s.export_dir, s.export_retention_days, max(newest, s.as_of))
+                exports.apply_retention(
+                    s.export_dir, s.export_retention_days, max(newest, s.as_of), keep=(s.as_of,)
+                )
                 if result.published
                 else []
             )

@@ -342,15 +342,14 @@ def publish(staged: StagedExport, *, move_latest: bool = True) -> ExportResult:
         shutil.rmtree(physical)
     os.rename(staged.folder, physical)
     link = export_dir / staged.as_of.isoformat()
-    previous = _target_of(link)
     _replace_symlink(link, os.path.relpath(physical, export_dir))
     if move_latest:
         _replace_symlink(export_dir / "latest", link.name)
         tmp_txt = export_dir / f".LATEST-{os.getpid()}"
         tmp_txt.write_text(link.name + "\n", encoding="utf-8")
         os.replace(tmp_txt, export_dir / "LATEST")
-    if previous is not None and previous != physical:
-        _remove(previous)
+    # the replaced folder stays until the next run's clean_leftovers, so a reader part-way
+    # through it is not cut off
     return ExportResult(folder=link, manifest=staged.manifest, published=True)
 
 
@@ -445,16 +444,23 @@ def clean_leftovers(export_dir: Path) -> list[str]:
     return removed
 
 
-def apply_retention(export_dir: Path, keep_days: int, today: date) -> list[str]:
+def apply_retention(
+    export_dir: Path, keep_days: int, today: date, keep: tuple[date, ...] = ()
+) -> list[str]:
     """Delete exports whose as-of date is more than `keep_days` before `today`.
 
-    The export `latest` points at is never deleted. Returns the deleted as-of dates.
+    The export `latest` points at, and the days in `keep` (the one just published), are
+    never deleted. Returns the deleted as-of dates.
     """
     keep_from = today - timedelta(days=keep_days)
     latest = _target_of(export_dir / "latest")
     deleted = []
     for day, path in sorted(_export_dates(export_dir).items()):
-        if day >= keep_from or path.resolve() == (latest.resolve() if latest else None):
+        if (
+            day >= keep_from
+            or day in keep
+            or path.resolve() == (latest.resolve() if latest else None)
+        ):
             continue
         target = _target_of(path)
         _remove(path)
@@ -509,10 +515,11 @@ def verify_send_files(
             from raw_rows
         ),
         checked as (
-            select s.*, m.member_id as known_id, m.phone as member_phone,
+            select s.*, u.member_id as known_id, m.phone as member_phone,
                 m.email as member_email, m.marketing_consent
             from sent as s
             left join staging.stg_shop__members as m on m.member_id = s.member_id
+            left join intermediate.int_members_unioned as u on u.member_id = s.member_id
         ),
         x as (select * from staging.stg_shop__suppression),
         violations as (
@@ -527,6 +534,9 @@ def verify_send_files(
             union all
             select list_name, file, line, 'no marketing consent'
             from checked as m where {consent_bad}
+            union all
+            select list_name, file, line, 'member id not among the members'
+            from checked where known_id is null
             union all
             select list_name, file, line, 'phone is not the member''s own'
             from checked where phone is not null and phone is distinct from member_phone

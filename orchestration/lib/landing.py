@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import codecs
 import difflib
+import io
 import re
 import tempfile
 from collections.abc import Iterator
@@ -153,8 +154,8 @@ def _count_unquoted(path: Path) -> RecordScan | None:
     last = b""
     with path.open("rb") as fh:
         while chunk := fh.read(1 << 22):
-            if b'"' in chunk:
-                return None
+            if b'"' in chunk or chunk.count(b"\r") != chunk.count(b"\r\n"):
+                return None  # quotes or bare CR line ends: count with the csv reader
             window = prev + chunk
             newlines += chunk.count(b"\n")
             if b"\n\n" in window or b"\n\r\n" in window:
@@ -496,7 +497,12 @@ def _account_for_file(
                 f"{path.name}: the CSV reader rejected line {line}, which an independent "
                 "read of the file does not find; check the file's quoting and land it again"
             )
-        fields = next(csv.reader([csv_line or ""], delimiter=delim), [])
+        try:  # DuckDB's csv_line may start with the blank lines before the record
+            fields = next(
+                csv.reader(io.StringIO((csv_line or "").lstrip("\r\n")), delimiter=delim), []
+            )
+        except csv.Error:
+            fields = []
         reason = _REJECT_REASONS.get(str(error_type), str(error_type).lower() + " on line {line}")
         reason = reason.format(
             line=first, last=last, span=last - first + 1, fields=len(fields), expected=expected

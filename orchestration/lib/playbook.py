@@ -68,14 +68,14 @@ class _Model(BaseModel):
 
 class Offer(_Model):
     type: OfferType
-    threshold: float = Field(0.0, ge=0)
-    amount: float = Field(0.0, ge=0)
-    validity_days: int = Field(14, ge=1)
+    threshold: float = Field(0.0, strict=True, ge=0)
+    amount: float = Field(0.0, strict=True, ge=0)
+    validity_days: int = Field(14, strict=True, ge=1)
 
 
 class Cap(_Model):
-    max_contacts: int | None = Field(None, ge=1)
-    budget: float | None = Field(None, ge=0)
+    max_contacts: int | None = Field(None, strict=True, ge=1)
+    budget: float | None = Field(None, strict=True, ge=0)
 
     @model_validator(mode="after")
     def _one_of(self) -> Cap:
@@ -126,15 +126,15 @@ def normalise_audience(raw: Any, *, nested: bool = False) -> dict[str, Any]:
 class CampaignList(_Model):
     name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,40}$")
     goal: Goal
-    priority: int = Field(ge=1)
+    priority: int = Field(strict=True, ge=1)
     description: str = ""
     audience: dict[str, Any]
     rank_by: RankBy
-    priority_groups: int = Field(10, ge=1)
+    priority_groups: int = Field(10, strict=True, ge=1)
     cap: Cap
     offer: Offer
     channels: tuple[Channel, ...] = Field(min_length=1)
-    control_share: float | None = Field(None, ge=0, lt=0.5)
+    control_share: float | None = Field(None, strict=True, ge=0, lt=0.5)
 
     @field_validator("audience", mode="before")
     @classmethod
@@ -158,15 +158,23 @@ class CampaignList(_Model):
 
 
 class ContactCap(_Model):
-    max_contacts: int = Field(0, ge=0)
-    days: int = Field(30, ge=1)
+    max_contacts: int = Field(0, strict=True, ge=0)
+    days: int = Field(30, strict=True, ge=1)
 
 
 class Defaults(_Model):
-    control_share: float = Field(0.10, ge=0, lt=0.5)
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_means_default(cls, value: Any) -> Any:
+        # `contact_cap:` with nothing after it is YAML null: the default, as before
+        return (
+            {k: v for k, v in value.items() if v is not None} if isinstance(value, dict) else value
+        )
+
+    control_share: float = Field(0.10, strict=True, ge=0, lt=0.5)
     consent: Literal["explicit", "opt_out"] = "explicit"
     period: Literal["month", "week"] = "month"
-    cooldown_days: int = Field(0, ge=0)
+    cooldown_days: int = Field(0, strict=True, ge=0)
     contact_cap: ContactCap = ContactCap()
     cost_per_contact: dict[Channel, float] = {}
     push_channels: tuple[str, ...] = ()

@@ -161,7 +161,10 @@ def test_a_busy_warehouse_delays_the_batch_but_does_not_lose_it(env: Path) -> No
         assert isinstance(again, dg.RunRequest) and again.run_key == f"{fp[:16]}-1"
 
 
-def test_a_killed_run_does_not_block_its_batch(env: Path) -> None:
+def test_a_killed_run_does_not_block_its_batch(env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from orchestration.defs import automation
+
+    monkeypatch.setattr(automation, "_SILENT_SECONDS", -1)  # it logged nothing for long
     _land(env)
     fp = landing_batch.read_batch(env / "landing", settle_seconds=0, now=time.time()).fingerprint
     with dg.DagsterInstance.ephemeral() as instance:
@@ -171,6 +174,18 @@ def test_a_killed_run_does_not_block_its_batch(env: Path) -> None:
         request, _ = _tick(instance)
         assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.FAILURE
     assert isinstance(request, dg.RunRequest) and request.run_key == f"{fp[:16]}-1"
+
+
+def test_a_live_run_that_released_the_lock_is_not_taken_for_killed(env: Path) -> None:
+    _land(env)
+    fp = landing_batch.read_batch(env / "landing", settle_seconds=0, now=time.time()).fingerprint
+    with dg.DagsterInstance.ephemeral() as instance:
+        run = _run(
+            instance, env, fp, dg.DagsterRunStatus.STARTED, "00000000-0000-4000-8000-000000000004"
+        )  # no lock (it is publishing), but it logged a moment ago
+        result, _ = _tick(instance)
+        assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.STARTED
+    assert isinstance(result, dg.SkipReason)
 
 
 def test_a_batch_that_failed_on_bad_input_is_not_retried_every_minute(env: Path) -> None:

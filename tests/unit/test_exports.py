@@ -118,7 +118,9 @@ def test_publish_then_republish_switches_links_atomically(tmp_path: Path) -> Non
     assert (tmp_path / "LATEST").read_text().strip() == AS_OF.isoformat()
     exports.publish(_stage(tmp_path, "b", name="李雷"))
     assert "李雷" in (tmp_path / "latest" / "win_back.csv").read_text(encoding="utf-8-sig")
-    # the replaced folder is gone; nothing hidden is left
+    # the replaced folder stays for readers part-way through it, until the next clean-up
+    assert len(list((tmp_path / ".published").iterdir())) == 2
+    assert exports.clean_leftovers(tmp_path) == [f".published/{AS_OF}.aaaaaaaa"]
     assert [p.name for p in (tmp_path / ".published").iterdir()] == [f"{AS_OF}.bbbbbbbb"]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith((".tmp-", ".link-"))]
 
@@ -155,8 +157,16 @@ def test_retention_deletes_old_exports_but_never_latest(tmp_path: Path) -> None:
     assert deleted == ["2026-07-01"]
     assert not (tmp_path / "2026-07-01").exists()
     assert len(list((tmp_path / ".published").iterdir())) == 2
+    # the day just published (a backfill) survives its own run's retention
+    exports.publish(_stage(tmp_path, "b", as_of=date(2026, 1, 5)), move_latest=False)
+    assert "2026-01-05" not in exports.apply_retention(
+        tmp_path, keep_days=90, today=date(2026, 11, 29), keep=(date(2026, 1, 5),)
+    )
     # the export latest points at survives even when it is old
-    assert exports.apply_retention(tmp_path, keep_days=1, today=date(2027, 6, 1)) == ["2026-08-31"]
+    assert exports.apply_retention(tmp_path, keep_days=1, today=date(2027, 6, 1)) == [
+        "2026-01-05",
+        "2026-08-31",
+    ]
     assert (tmp_path / "latest" / "manifest.json").exists()
 
 

@@ -212,3 +212,20 @@ def test_windows_1252_is_refused_not_turned_into_chinese(tmp_path: Path) -> None
     (tmp_path / "members.csv").write_bytes(text.encode("cp1252"))
     with pytest.raises(CrmError, match=r"members.csv: .*Windows-1252.*line 2.*UTF-8"):
         _load(tmp_path, landing.MEMBERS)
+
+
+def test_a_bad_row_after_blank_lines_is_quarantined(tmp_path: Path) -> None:
+    (tmp_path / "orders.csv").write_text(
+        HEADER + _rows(1, 3) + "\n\nO00003,M1,2024-12-30,1.00,paid,extra\n" + _rows(4, 6)
+    )
+    con, report = _load(tmp_path)
+    raw = _raw(con)
+    assert report.rows == 5
+    assert raw[3][2].startswith("too many fields: 6 of 5")
+    assert [raw[i][0] for i in (1, 2, 4, 5)] == ["O00001", "O00002", "O00004", "O00005"]
+
+
+def test_old_mac_line_endings_load(tmp_path: Path) -> None:
+    (tmp_path / "orders.csv").write_bytes((HEADER + _rows(1, 4)).replace("\n", "\r").encode())
+    _, report = _load(tmp_path)
+    assert report.rows == 3

@@ -42,6 +42,17 @@ def test_the_shipped_playbook_loads_in_priority_order(tmp_path: Path) -> None:
     assert json.loads(json.dumps(var)) == var  # JSON-able, as dbt --vars needs
 
 
+def test_an_empty_defaults_entry_means_the_default(tmp_path: Path) -> None:
+    def empty(raw):
+        raw["defaults"].update(contact_cap=None, cost_per_contact=None)
+        for cl in raw["lists"]:
+            cl["cap"] = {"max_contacts": 10}  # budgets need costs
+
+    pb = _load(tmp_path, empty)
+    assert pb.contact_cap == {"max_contacts": 0, "days": 30}
+    assert pb.cost_per_contact == {"sms": 0.0, "email": 0.0, "push": 0.0}
+
+
 def test_lists_are_sorted_by_priority(tmp_path: Path) -> None:
     def swap(raw):
         raw["lists"][0]["priority"], raw["lists"][1]["priority"] = 2, 1
@@ -85,6 +96,8 @@ def test_lists_are_sorted_by_priority(tmp_path: Path) -> None:
         (lambda r: r["defaults"]["cost_per_contact"].update(fax=1), r"defaults\.cost_per_contact\.fax"),
         (lambda r: r["defaults"].update(cost_per_contact={}), r"list win_back\.cap\.budget: its channels cost nothing"),
         (lambda r: r.update(lists=[]), r"lists: .*at least 1"),
+        (lambda r: _first(r).update(priority=True), r"list win_back\.priority: Input should be a valid integer"),
+        (lambda r: _first(r)["offer"].update(amount="10"), r"list win_back\.offer\.amount: Input should be a valid number"),
     ],
 )  # fmt: skip
 def test_each_rule_names_file_list_and_field(tmp_path: Path, change, message: str) -> None:
