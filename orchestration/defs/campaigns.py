@@ -185,8 +185,8 @@ def build_campaign_assets() -> list[dg.AssetsDefinition]:
                     f"send files not published: {bad:,} row(s) must not be contacted "
                     f"({'; '.join(examples)}); the list SQL is wrong, the last good export stays"
                 )
-            backfill = exports.is_backfill(s.export_dir, s.as_of)
             newest = exports.newest_published(s.export_dir) or s.as_of
+            backfill = s.as_of < newest
             result = exports.publish(staged, move_latest=not backfill)
             removed = (
                 exports.apply_retention(

@@ -8,7 +8,13 @@ from orchestration.defs.resources import PipelineSettings
 from orchestration.errors import CrmError
 from orchestration.lib import landing
 from orchestration.lib.files import file_sha256
-from orchestration.lib.landing_batch import READY_MARKER, data_files, fingerprint, read_manifest
+from orchestration.lib.landing_batch import (
+    READY_MARKER,
+    check_manifest,
+    data_files,
+    fingerprint,
+    read_manifest,
+)
 from orchestration.lib.warehouse import WarehouseBusyError, connect, markdown_table
 
 # A locked warehouse (another process briefly holding DuckDB's write lock) is the
@@ -23,12 +29,16 @@ def _load(context: dg.AssetExecutionContext, crm: PipelineSettings, entity: land
         + ", ".join(p.name for p in files)
     )
     manifest = read_manifest(s.landing_dir)
+    # content hashes, read once: every landing file for the batch fingerprint (recorded
+    # with the orders), this entity's files when a manifest lists their checksums
+    hashed = data_files(s.landing_dir) if entity.name == "orders" else files if manifest else []
+    hashes = {p.name: file_sha256(p) for p in hashed}
     try:
         with connect(s.warehouse) as con:
             report = landing.load_entity(con, entity, files)
-            _check_manifest(entity, files, report, manifest)
+            _check_manifest(files, report, manifest, hashes)
             if entity.name == "orders":
-                _record_batch(context, con, s, report)
+                _record_batch(context, con, s, report, hashes)
             preview = con.sql(f"select * from raw.{entity.name} limit 5").df()
     except WarehouseBusyError as exc:
         raise dg.RetryRequested(max_retries=2, seconds_to_wait=5) from exc
@@ -46,32 +56,27 @@ def _load(context: dg.AssetExecutionContext, crm: PipelineSettings, entity: land
     )
 
 
-def _check_manifest(entity, files, report, manifest) -> None:
+def _check_manifest(files, report, manifest, hashes: dict[str, str]) -> None:
     """The upstream export's `_READY` manifest, checked on load: checksums and row counts."""
     if not manifest:
         return
-    for path in files:
-        entry = manifest.get(path.name)
-        if entry is None:
-            continue
-        if entry.sha256 and file_sha256(path) != entry.sha256:
+    names = {p.name for p in files}
+    problem = check_manifest({n: e for n, e in manifest.items() if n in names}, hashes)
+    if problem:
+        raise CrmError(f"{problem}. Land the batch again; nothing was replaced")
+    for name in names & set(manifest):
+        rows, expected = report.rows_per_file.get(name, 0), manifest[name].rows
+        if expected is not None and rows != expected:
             raise CrmError(
-                f"{path.name}: its SHA-256 differs from the one in {READY_MARKER}; the file "
-                "changed after the export finished. Land the batch again; nothing was replaced"
-            )
-        rows = report.rows_per_file.get(path.name, 0)
-        if entry.rows is not None and rows != entry.rows:
-            raise CrmError(
-                f"{path.name}: {rows:,} records read but {READY_MARKER} says {entry.rows:,}; "
+                f"{name}: {rows:,} records read but {READY_MARKER} says {expected:,}; "
                 "the file is incomplete or from another export. Nothing was replaced"
             )
 
 
-def _record_batch(context, con, s, report) -> None:
+def _record_batch(context, con, s, report, hashes: dict[str, str]) -> None:
     """Which batch this run loaded (content fingerprint, rows): published with the warehouse,
     so the sensor can tell a new batch from the last published one, and the hold-back
     rules can compare row counts."""
-    hashes = {p.name: file_sha256(p) for p in data_files(s.landing_dir)}
     fp = fingerprint(hashes)
     con.execute(
         "create table if not exists raw.landing_batches (run_id varchar, as_of date, "

@@ -40,7 +40,7 @@ class Verdict:
 
 
 def evaluate(con: duckdb.DuckDBPyConnection, s: Settings, run_id: str) -> list[Verdict]:
-    verdicts = [_freshness(con, s), _shrinkage(con, s, run_id), _stability(con, s, run_id)]
+    verdicts = [freshness(con, s), _shrinkage(con, s, run_id), _stability(con, s, run_id)]
     if s.accept_input_change:
         for v in verdicts:
             if not v.passed:
@@ -49,7 +49,8 @@ def evaluate(con: duckdb.DuckDBPyConnection, s: Settings, run_id: str) -> list[V
     return verdicts
 
 
-def _freshness(con: duckdb.DuckDBPyConnection, s: Settings) -> Verdict:
+def freshness(con: duckdb.DuckDBPyConnection, s: Settings) -> Verdict:
+    """How far the newest order is behind the as-of date (also the WARN check on staging)."""
     latest = con.execute(
         "select max(order_date) from staging.stg_shop__orders where order_date <= ?", [s.as_of]
     ).fetchall()[0][0]

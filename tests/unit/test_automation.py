@@ -43,6 +43,12 @@ def _land(env: Path, text: str = ORDERS, age_seconds: float = 3600) -> Path:
     return path
 
 
+def _landed_fingerprint(env: Path) -> str:
+    """Land the orders file (settled) and return its batch fingerprint."""
+    _land(env)
+    return landing_batch.read_batch(env / "landing", settle_seconds=0, now=time.time()).fingerprint
+
+
 def _publish(env: Path, fingerprint: str) -> None:
     """What a successful run leaves in the published warehouse."""
     with duckdb.connect(str(env / "warehouse.duckdb")) as con:
@@ -128,7 +134,9 @@ def test_a_new_batch_is_one_run_tagged_with_its_fingerprint_and_as_of(env: Path)
     assert json.loads(cursor)["hashes"]  # content hashes cached for the next tick
 
 
-def _run(instance: dg.DagsterInstance, env: Path, fp: str, status, run_id: str):
+def _run(instance: dg.DagsterInstance, env: Path, fp: str, status, n: int):
+    """A run of batch `fp` on this warehouse, recorded in the instance with `status`."""
+    run_id = f"00000000-0000-4000-8000-{n:012d}"
     run = dg.DagsterRun(
         job_name="crm_job",
         run_id=run_id,
@@ -140,12 +148,9 @@ def _run(instance: dg.DagsterInstance, env: Path, fp: str, status, run_id: str):
 
 
 def test_a_busy_warehouse_delays_the_batch_but_does_not_lose_it(env: Path) -> None:
-    _land(env)
-    fp = landing_batch.read_batch(env / "landing", settle_seconds=0, now=time.time()).fingerprint
+    fp = _landed_fingerprint(env)
     with dg.DagsterInstance.ephemeral() as instance:
-        queued = _run(
-            instance, env, fp, dg.DagsterRunStatus.STARTED, "00000000-0000-4000-8000-000000000001"
-        )
+        queued = _run(instance, env, fp, dg.DagsterRunStatus.STARTED, 1)
         guard = begin_run(env / "warehouse.duckdb", queued.run_id)  # the run holds the warehouse
         try:
             result, _ = _tick(instance)
@@ -165,11 +170,10 @@ def test_a_killed_run_does_not_block_its_batch(env: Path, monkeypatch: pytest.Mo
     from orchestration.defs import automation
 
     monkeypatch.setattr(automation, "_SILENT_SECONDS", -1)  # it logged nothing for long
-    _land(env)
-    fp = landing_batch.read_batch(env / "landing", settle_seconds=0, now=time.time()).fingerprint
+    fp = _landed_fingerprint(env)
     with dg.DagsterInstance.ephemeral() as instance:
         run = _run(
-            instance, env, fp, dg.DagsterRunStatus.STARTED, "00000000-0000-4000-8000-000000000003"
+            instance, env, fp, dg.DagsterRunStatus.STARTED, 3
         )  # STARTED, but no process holds the warehouse
         request, _ = _tick(instance)
         assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.FAILURE
@@ -177,11 +181,10 @@ def test_a_killed_run_does_not_block_its_batch(env: Path, monkeypatch: pytest.Mo
 
 
 def test_a_live_run_that_released_the_lock_is_not_taken_for_killed(env: Path) -> None:
-    _land(env)
-    fp = landing_batch.read_batch(env / "landing", settle_seconds=0, now=time.time()).fingerprint
+    fp = _landed_fingerprint(env)
     with dg.DagsterInstance.ephemeral() as instance:
         run = _run(
-            instance, env, fp, dg.DagsterRunStatus.STARTED, "00000000-0000-4000-8000-000000000004"
+            instance, env, fp, dg.DagsterRunStatus.STARTED, 4
         )  # no lock (it is publishing), but it logged a moment ago
         result, _ = _tick(instance)
         assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.STARTED
@@ -189,12 +192,9 @@ def test_a_live_run_that_released_the_lock_is_not_taken_for_killed(env: Path) ->
 
 
 def test_a_batch_that_failed_on_bad_input_is_not_retried_every_minute(env: Path) -> None:
-    _land(env)
-    fp = landing_batch.read_batch(env / "landing", settle_seconds=0, now=time.time()).fingerprint
+    fp = _landed_fingerprint(env)
     with dg.DagsterInstance.ephemeral() as instance:
-        run = _run(
-            instance, env, fp, dg.DagsterRunStatus.STARTED, "00000000-0000-4000-8000-000000000002"
-        )
+        run = _run(instance, env, fp, dg.DagsterRunStatus.STARTED, 2)
         instance.report_run_failed(run, message="orders.csv: required column 'amount' is missing")
         result, _ = _tick(instance)
     assert isinstance(result, dg.SkipReason) and "failed" in result.skip_message
