@@ -32,6 +32,7 @@ def main() -> int:
         ran = time.perf_counter()
         outcome = run_pipeline()
         result["run_seconds"] = time.perf_counter() - ran
+        result["run_id"] = outcome.run_id  # its rows in model.clv_model_runs
         result["success"] = bool(outcome.success)
         result["failure"] = outcome.failure
         result["step_seconds"] = {k: float(v) for k, v in outcome.step_seconds.items()}

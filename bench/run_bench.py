@@ -1,11 +1,17 @@
-"""Benchmark `crm run` against the plain lifetimes script and write docs/benchmarks.md.
+"""Benchmark `crm run` against the plain lifetimes script; results in docs/benchmarks.json.
 
 For each size (default 100k, 1m and 10m orders) the harness generates (or reuses) a demo
 dataset under ``data/bench/<size>/landing``, runs the whole pipeline once in a fresh
 subprocess (``bench/_drive.py``) and then ``bench/plain_script.py`` on the same files,
 measuring wall time, per-stage time and peak RSS of each child. A tiny dataset measures
-the fixed overhead (Python, Dagster and dbt start-up). Results of sizes not run this time
-are kept from the previous ``docs/benchmarks.md``, each with its own date.
+the fixed overhead (Python, Dagster and dbt start-up).
+
+The figures live in ``docs/benchmarks.json`` (beside the Markdown); ``docs/benchmarks.md``
+is rendered from it (``--render-only`` re-renders without running anything). Sizes not run
+this time are kept from the JSON, each with its own date. The model figures of a run are
+read from what the pipeline wrote: its rows in ``model.clv_model_runs`` of the published
+warehouse (final fits: parameters, selected model, customers), and the run's
+``models/<as-of>_<run>/params.json``.
 
 Peak RSS: the child is reaped with ``os.wait4``, whose ``ru_maxrss`` is the largest single
 process of the tree (the pipeline process or its dbt subprocess; the same figure as
@@ -18,6 +24,8 @@ Usage::
     make bench                                 # all sizes
     make bench BENCH_ARGS="--sizes 100k"       # one size
     .venv/bin/python bench/run_bench.py --sizes 1m --skip-plain
+    .venv/bin/python bench/run_bench.py --sizes 5k --skip-overhead \\
+        --data-dir /tmp/bench --output /tmp/bench/benchmarks.md   # a quick check elsewhere
 """
 
 from __future__ import annotations
@@ -44,6 +52,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_DIR = ROOT / "bench"
 DATA_DIR = ROOT / "data" / "bench"
+DEFAULT_OUTPUT = ROOT / "docs" / "benchmarks.md"
+#: Where the pipeline records every fit (orchestration/lib/model_store.py, RUNS_TABLE).
+RUNS_TABLE = "model.clv_model_runs"
 PYTHON = sys.executable
 
 #: Orders per member of the demo generator (all statuses): 21,200 -> 99.9k, 212,000 -> 986k.
@@ -77,7 +88,6 @@ TARGET_OVERHEAD_SECONDS = 20.0
 TARGET_LINEAR_EXPONENT = 1.15
 
 PROFILE_MARKER = "<!-- profile: everything below this line is kept by bench/run_bench.py -->"
-DATA_MARKER = "<!-- bench-data "
 PACKAGES = (
     "dagster",
     "dagster-dbt",
@@ -209,11 +219,22 @@ def parse_size(label: str) -> tuple[str, int]:
     return label, max(100, int(round(orders / ORDERS_PER_MEMBER, -2)))
 
 
+def _rel(path: Path) -> str:
+    """``path`` relative to the repository when inside it (as recorded in the JSON)."""
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
 def ensure_dataset(
-    label: str, members: int, seed: int, end: date, reuse: bool, say: Callable[[str], None]
+    label: str,
+    members: int,
+    seed: int,
+    end: date,
+    reuse: bool,
+    say: Callable[[str], None],
+    data_dir: Path = DATA_DIR,
 ) -> dict[str, Any]:
-    """Generate ``data/bench/<label>/landing`` unless a matching dataset is already there."""
-    landing = DATA_DIR / label / "landing"
+    """Generate ``<data_dir>/<label>/landing`` unless a matching dataset is already there."""
+    landing = data_dir / label / "landing"
     stamp = landing / "bench-dataset.json"
     wanted = {"members": members, "seed": seed, "end": end.isoformat()}
     if reuse and stamp.exists() and (landing / "orders.csv").exists():
@@ -221,7 +242,7 @@ def ensure_dataset(
         if all(info.get(k) == v for k, v in wanted.items()):
             say(f"[{label}] reusing {landing} ({info['orders']:,} orders)")
             return info
-    from orchestration.lib.demo_data import generate_demo_data
+    from orchestration.demo import generate_demo_data
 
     say(f"[{label}] generating {members:,} members (seed {seed}, end {end}) into {landing}")
     started = time.perf_counter()
@@ -264,9 +285,9 @@ def _rm(path: Path) -> None:
         shutil.rmtree(path)
 
 
-def run_ours(label: str, end: date, timeout: float) -> dict[str, Any]:
+def run_ours(label: str, end: date, timeout: float, data_dir: Path = DATA_DIR) -> dict[str, Any]:
     """Run the whole pipeline on the dataset in a fresh process and collect the figures."""
-    base = DATA_DIR / label
+    base = data_dir / label
     warehouse = base / "warehouse.duckdb"
     models_dir, export_dir = base / "models", base / "exports"
     for stale in (warehouse, base / "warehouse.duckdb.wal", models_dir, export_dir):
@@ -279,6 +300,7 @@ def run_ours(label: str, end: date, timeout: float) -> dict[str, Any]:
         "CRM_MODELS_DIR": str(models_dir),
         "DAGSTER_HOME": str(base / "dagster_home"),
         "CRM_AS_OF": end.isoformat(),
+        "CRM_TIME_UNIT": "week",  # the plain script's unit: parameters compare as they are
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
     }
     load = os.getloadavg()[0]
@@ -293,6 +315,7 @@ def run_ours(label: str, end: date, timeout: float) -> dict[str, Any]:
         failure = f"timed out after {timeout:.0f} s"
     elif not res:
         failure = f"exit {m.returncode}: {_stderr_tail(m.stderr)}"
+    model_run = read_model_run(warehouse, models_dir, res.get("run_id"))
     return {
         "success": bool(res.get("success")) and not m.timed_out,
         "failure": failure,
@@ -308,14 +331,16 @@ def run_ours(label: str, end: date, timeout: float) -> dict[str, Any]:
         "maxrss_kib": m.maxrss_kib,
         "tree_peak_kib": m.tree_peak_kib,
         "peak_kib": m.peak_kib,
-        "bgnbd": read_our_bgnbd(warehouse, models_dir),
-        "logs": str(m.stdout.relative_to(ROOT)),
+        "run_id": res.get("run_id"),
+        "bgnbd": _bgnbd_of(model_run),
+        "model_run": model_run,
+        "logs": _rel(m.stdout),
     }
 
 
-def run_plain(label: str, end: date, timeout: float) -> dict[str, Any]:
+def run_plain(label: str, end: date, timeout: float, data_dir: Path = DATA_DIR) -> dict[str, Any]:
     """Run ``bench/plain_script.py`` on the same landing files and collect the figures."""
-    base = DATA_DIR / label
+    base = data_dir / label
     cmd = [
         PYTHON,
         str(BENCH_DIR / "plain_script.py"),
@@ -359,56 +384,108 @@ def run_plain(label: str, end: date, timeout: float) -> dict[str, Any]:
     }
 
 
-def _bgnbd_from(obj: Any, hint: bool = False) -> dict[str, float] | None:
-    """Find BG/NBD ``r, alpha, a, b`` in a parsed JSON document (searched depth-first)."""
-    if isinstance(obj, dict):
-        names = {str(obj.get(k, "")).lower().replace("/", "") for k in ("name", "model")}
-        hint = hint or bool(names & {"bgnbd", "bg_nbd", "betageo", "betageofitter"})
-        if hint and all(isinstance(obj.get(p), int | float) for p in BGNBD_PARAMS):
-            return {p: float(obj[p]) for p in BGNBD_PARAMS}
-        for key, value in obj.items():
-            sub_hint = hint or str(key).lower().replace("/", "") in {"bgnbd", "bg_nbd"}
-            if (found := _bgnbd_from(value, sub_hint)) is not None:
-                return found
-    elif isinstance(obj, list):
-        for value in obj:
-            if (found := _bgnbd_from(value, hint)) is not None:
-                return found
-    return None
+def _in_weeks(params: dict[str, float], time_unit: str) -> dict[str, float]:
+    """Purchase-model parameters in weeks: ``alpha`` is in time units (``alpha_week =
+    alpha_day / 7``); the other BG/NBD parameters have none."""
+    days = {"week": 7.0, "day": 1.0}[time_unit]
+    return {k: v * days / 7.0 if k == "alpha" else v for k, v in params.items()}
 
 
-def read_our_bgnbd(warehouse: Path, models_dir: Path) -> dict[str, Any] | None:
-    """Our fitted BG/NBD parameters: ``marts.clv_model_runs``, else the models folder JSON."""
-    if warehouse.exists():
+def _run_from_table(warehouse: Path, run_id: str) -> dict[str, Any] | None:
+    """The run's final fits in ``model.clv_model_runs`` of the (published) warehouse."""
+    import duckdb
+
+    if not warehouse.exists():
+        return None
+    columns = (
+        "model",
+        "params",
+        "selected",
+        "status",
+        "time_unit",
+        "model_version",
+        "customers",
+        "repeat_customers",
+        "histogram_rows",
+    )
+    with duckdb.connect(str(warehouse), read_only=True) as con:
         try:
-            import duckdb
+            rows = con.execute(
+                f"select {', '.join(columns)} from {RUNS_TABLE} "
+                "where run_id = ? and stage = 'final' order by model",
+                [run_id],
+            ).fetchall()
+        except duckdb.CatalogException:  # no model step ever finished in this warehouse
+            return None
+    if not rows:
+        return None
+    fits = {row[0]: dict(zip(columns, row, strict=True)) for row in rows}
+    purchase = [fit for model, fit in fits.items() if model != "gamma_gamma"]
+    chosen = next((f for f in purchase if f["selected"]), purchase[0] if purchase else {})
+    first = rows[0]
+    unit = str(first[columns.index("time_unit")])
+    bgnbd = json.loads(fits["bgnbd"]["params"]) if "bgnbd" in fits else None
+    return {
+        "source": RUNS_TABLE,
+        "model_version": first[columns.index("model_version")] or None,
+        "status": first[columns.index("status")],
+        "selected": chosen.get("model"),
+        "time_unit": unit,
+        "customers": chosen.get("customers"),
+        "repeat_customers": chosen.get("repeat_customers"),
+        "histogram_rows": chosen.get("histogram_rows"),
+        "bgnbd": _in_weeks(bgnbd, unit) if bgnbd else None,
+        "gamma_gamma": json.loads(fits["gamma_gamma"]["params"]) if "gamma_gamma" in fits else None,
+    }
 
-            with duckdb.connect(str(warehouse), read_only=True) as con:
-                exists = con.execute(
-                    "select count(*) from information_schema.tables "
-                    "where table_schema = 'marts' and table_name = 'clv_model_runs'"
-                ).fetchone()
-                if exists and exists[0]:
-                    frame = con.execute("select * from marts.clv_model_runs").df()
-                    if "model" in frame.columns:
-                        frame = frame[
-                            frame["model"].astype(str).str.lower().str.replace("/", "") == "bgnbd"
-                        ]
-                    for raw in frame.get("params", []):
-                        parsed = json.loads(raw) if isinstance(raw, str) else raw
-                        if (found := _bgnbd_from(parsed, hint=True)) is not None:
-                            return {**found, "source": "marts.clv_model_runs"}
-        except Exception as exc:  # noqa: BLE001 - the table layout may still be changing
-            print(f"  (could not read marts.clv_model_runs: {exc})", file=sys.stderr)
-    if models_dir.is_dir():
-        for path in sorted(models_dir.rglob("*.json")):
-            try:
-                found = _bgnbd_from(json.loads(path.read_text(encoding="utf-8")))
-            except (OSError, ValueError):
-                continue
-            if found is not None:
-                return {**found, "source": str(path.relative_to(ROOT))}
-    return None
+
+def _run_from_params_json(path: Path) -> dict[str, Any]:
+    """The same figures from the run's ``params.json`` (written before the model gates)."""
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    unit = doc["time_unit"]
+    models = doc.get("purchase_models", {})
+    chosen = models.get(doc.get("selected"), {})
+    bgnbd = models.get("bgnbd")
+    return {
+        "source": _rel(path),
+        "model_version": doc.get("model_version"),
+        "status": doc.get("status"),
+        "selected": doc.get("selected"),
+        "time_unit": unit,
+        "customers": chosen.get("customers"),
+        "repeat_customers": None,
+        "histogram_rows": None,
+        "bgnbd": _in_weeks(bgnbd["params"], unit) if bgnbd else None,
+        "gamma_gamma": doc.get("spend_model", {}).get("params"),
+    }
+
+
+def read_model_run(warehouse: Path, models_dir: Path, run_id: str | None) -> dict[str, Any] | None:
+    """This run's model figures as the pipeline recorded them.
+
+    From ``model.clv_model_runs`` in the published warehouse; when the run failed after the
+    fit (its working copy of the warehouse is then discarded), from its
+    ``models/<as-of>_<run>/params.json``. ``None`` without a run id or either record.
+    Parameters are converted to weeks, the plain script's unit.
+    """
+    if not run_id:
+        return None
+    run = _run_from_table(warehouse, run_id)
+    folders = sorted(models_dir.glob(f"*_{run_id[:8]}")) if models_dir.is_dir() else []
+    params_json = next((f / "params.json" for f in folders if (f / "params.json").exists()), None)
+    if run is None and params_json is not None:
+        run = _run_from_params_json(params_json)
+    if run is None:
+        return None
+    return {"run_id": run_id, **run, "params_json": _rel(params_json) if params_json else None}
+
+
+def _bgnbd_of(model_run: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Our BG/NBD parameters (weeks) with where they were read from, for the report."""
+    if not model_run or not model_run.get("bgnbd"):
+        return None
+    params = {p: float(model_run["bgnbd"][p]) for p in BGNBD_PARAMS}
+    return {**params, "source": f"{model_run['source']}, run {model_run['run_id'][:8]}"}
 
 
 def compare_params(ours: dict[str, Any] | None, plain: dict[str, Any] | None) -> float | None:
@@ -630,10 +707,18 @@ def render_size(label: str, entry: dict[str, Any]) -> list[str]:
         o = f"{ob[p]:.6g}" if ob and p in ob else "n/a"
         q = f"{pb[p]:.6g}" if pb and p in pb else "n/a"
         lines.append(f"| {p} | {o} | {q} |")
+    run = ours.get("model_run") or {}
+    ogg, pgg = run.get("gamma_gamma"), (plain or {}).get("gamma_gamma")
+    if ogg:
+        for p in ("p", "q", "v"):
+            q = f"{pgg[p]:.6g}" if pgg and p in pgg else "n/a"
+            lines.append(f"| Gamma-Gamma {p} | {ogg[p]:.6g} | {q} |")
     diff = compare_params(ob, pb)
     src = f" (ours from {ob['source']})" if ob else ""
     diff_txt = "n/a" if diff is None else f"{diff:.2e}"
     lines += ["", f"Largest relative parameter difference: {diff_txt}{src}.", ""]
+    if run:
+        lines += [_model_run_line(run, plain), ""]
     v = size_verdicts(entry)
     checks = [
         ("crm run ≤ 1.0× plain (≥ 1M orders)", v["ratio"]),
@@ -643,6 +728,23 @@ def render_size(label: str, entry: dict[str, Any]) -> list[str]:
     ]
     lines += ["Targets: " + "; ".join(f"{name}: {_yes(ok)}" for name, ok in checks) + ".", ""]
     return lines
+
+
+def _model_run_line(run: dict[str, Any], plain: dict[str, Any] | None) -> str:
+    """One sentence on the run's model, from its record (model.clv_model_runs)."""
+
+    def n(value: Any) -> str:
+        return "n/a" if value is None else f"{value:,}"
+
+    plain_customers = (plain or {}).get("customers")
+    vs = f" (plain script: {n(plain_customers)})" if plain_customers is not None else ""
+    return (
+        f"Model run `{run['run_id'][:8]}` (from {run['source']}): selected "
+        f"{run.get('selected') or 'none'}, status {run.get('status')}, fitted on "
+        f"{n(run.get('customers'))} customers{vs}, {n(run.get('repeat_customers'))} repeat, "
+        f"{n(run.get('histogram_rows'))} histogram rows; artifacts "
+        f"`{run.get('params_json') or 'none'}`."
+    )
 
 
 def render(report: Report, wanted: Iterable[str], previous_tail: str | None) -> str:
@@ -765,11 +867,15 @@ def render(report: Report, wanted: Iterable[str], previous_tail: str | None) -> 
         ".venv/bin/python bench/run_bench.py --help",
         "```",
         "",
-        f"Datasets: `orchestration.lib.demo_data.generate_demo_data` with seed {report.seed} "
+        f"Datasets: `orchestration.demo.generate_demo_data` with seed {report.seed} "
         f"and end {report.end} (the run's as-of date), cached in `data/bench/<size>/landing` "
         "and reused while members, seed and end match. Each `crm run` gets a fresh warehouse, "
         "models and exports folder under `data/bench/<size>/`; logs are in "
         "`data/bench/<size>/logs/`. Run nothing else on the machine meanwhile.",
+        "",
+        "The figures are kept in [benchmarks.json](benchmarks.json) (this page is rendered from "
+        "it: `bench/run_bench.py --render-only`); the model figures of a run come from its rows "
+        "in `model.clv_model_runs` and its `models/<as-of>_<run>/params.json`.",
         "",
     ]
     tail = (
@@ -780,25 +886,37 @@ def render(report: Report, wanted: Iterable[str], previous_tail: str | None) -> 
             "`dbt --log-level debug` timings) go here; the harness keeps this section._\n"
         )
     )
-    data = json.dumps(asdict(report)).replace("--", "-\\u002d")
-    lines += [f"{DATA_MARKER}{data} -->", "", PROFILE_MARKER, tail.lstrip("\n")]
+    lines += [PROFILE_MARKER, tail.lstrip("\n")]
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
-def load_previous(path: Path) -> tuple[Report | None, str | None]:
-    """The persisted report and the preserved profile section of an existing file."""
-    if not path.exists():
-        return None, None
-    text = path.read_text(encoding="utf-8")
-    tail = text.split(PROFILE_MARKER, 1)[1] if PROFILE_MARKER in text else None
+def data_path(output: Path) -> Path:
+    """The JSON the Markdown at ``output`` is rendered from (same name, ``.json``)."""
+    return output.with_suffix(".json")
+
+
+def load_previous(output: Path) -> tuple[Report | None, str | None]:
+    """The saved report (``<output>.json``) and the hand-written tail of the Markdown."""
     report = None
-    for line in text.splitlines():
-        if line.startswith(DATA_MARKER) and line.endswith("-->"):
-            try:
-                report = Report(**json.loads(line[len(DATA_MARKER) : -3]))
-            except (TypeError, ValueError):
-                report = None
+    data = data_path(output)
+    if data.exists():
+        report = Report(**json.loads(data.read_text(encoding="utf-8")))
+    tail = None
+    if output.exists():
+        text = output.read_text(encoding="utf-8")
+        tail = text.split(PROFILE_MARKER, 1)[1] if PROFILE_MARKER in text else None
     return report, tail
+
+
+def save(report: Report, output: Path, tail: str | None, wanted: Iterable[str]) -> None:
+    """Write the JSON, then the Markdown rendered from it (each replaced atomically)."""
+    from orchestration.lib.files import atomic_writer
+
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_writer(data_path(output)) as fh:
+        fh.write(json.dumps(asdict(report), indent=2, ensure_ascii=False) + "\n")
+    with atomic_writer(output) as fh:
+        fh.write(render(report, wanted, tail))
 
 
 # --------------------------------------------------------------------------- main
@@ -819,9 +937,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--render-only",
         action="store_true",
-        help="run nothing; rewrite the output from the results embedded in it",
+        help="run nothing; re-render the Markdown from the JSON beside it",
     )
-    p.add_argument("--output", type=Path, default=ROOT / "docs" / "benchmarks.md")
+    p.add_argument(
+        "--output",
+        type=Path,
+        default=DEFAULT_OUTPUT,
+        help="the Markdown to write; the figures go to the same name with .json",
+    )
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        default=DATA_DIR,
+        help="datasets, warehouses, models and logs of the runs (default data/bench)",
+    )
     p.add_argument(
         "--reuse-data",
         action=argparse.BooleanOptionalAction,
@@ -847,6 +976,7 @@ def main(argv: list[str] | None = None) -> int:
 
     machine = machine_info()
     output = args.output if args.output.is_absolute() else ROOT / args.output
+    data_dir = args.data_dir.resolve()
     previous, tail = load_previous(output)
     report = Report(
         written=datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
@@ -862,25 +992,24 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.render_only:
         if previous is None:
-            say(f"no results embedded in {output}; nothing to render")
+            say(f"no {data_path(output)}; nothing to render")
             return 1
-        previous.written = report.written
-        output.write_text(render(previous, SIZES, tail), encoding="utf-8")
-        say(f"re-rendered {output}")
+        save(previous, output, tail, SIZES)
+        say(f"re-rendered {output} from {data_path(output)}")
         return 0
 
     if not args.skip_overhead:
         label, members = TINY
-        ds = ensure_dataset(label, members, args.seed, args.end, args.reuse_data, say)
+        ds = ensure_dataset(label, members, args.seed, args.end, args.reuse_data, say, data_dir)
         say(f"[{label}] crm run (fixed overhead) ...")
-        ours = run_ours(label, args.end, args.timeout)
+        ours = run_ours(label, args.end, args.timeout, data_dir)
         report.overhead = {**ours, "orders": ds["orders"], "members": members, "measured": today}
         say(f"[{label}] {ours['wall_seconds']:.1f} s, success={ours['success']} {ours['failure']}")
 
     for label, members in sizes:
-        ds = ensure_dataset(label, members, args.seed, args.end, args.reuse_data, say)
+        ds = ensure_dataset(label, members, args.seed, args.end, args.reuse_data, say, data_dir)
         say(f"[{label}] crm run ...")
-        ours = run_ours(label, args.end, args.timeout)
+        ours = run_ours(label, args.end, args.timeout, data_dir)
         say(
             f"[{label}] crm run {ours['wall_seconds']:.1f} s, peak {_gib(ours['peak_kib'])}, "
             f"success={ours['success']} {ours['failure'] or ''}"
@@ -888,7 +1017,7 @@ def main(argv: list[str] | None = None) -> int:
         plain = None
         if not args.skip_plain:
             say(f"[{label}] plain script ...")
-            plain = run_plain(label, args.end, args.plain_timeout)
+            plain = run_plain(label, args.end, args.plain_timeout, data_dir)
             say(
                 f"[{label}] plain {plain['wall_seconds']:.1f} s, peak {_gib(plain['peak_kib'])}, "
                 f"success={plain['success']} {plain['failure'] or ''}"
@@ -901,14 +1030,10 @@ def main(argv: list[str] | None = None) -> int:
             "machine": machine,
         }
         # Write after every size so a long run leaves its partial results behind.
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(render(report, SIZES, tail), encoding="utf-8")
+        save(report, output, tail, SIZES)
 
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(render(report, SIZES, tail), encoding="utf-8")
-    DATA_DIR.mkdir(parents=True, exist_ok=True)
-    (DATA_DIR / "results.json").write_text(json.dumps(asdict(report), indent=2), encoding="utf-8")
-    say(f"wrote {output.relative_to(ROOT) if output.is_relative_to(ROOT) else output}")
+    save(report, output, tail, SIZES)
+    say(f"wrote {_rel(data_path(output))} and {_rel(output)}")
     return 0
 
 

@@ -2,12 +2,17 @@
 
 Modules
 -------
-errors          ``ModelError``, raised for problems a user can fix.
-histogram       time-unit conversion, validation, the weighted (x, t_x, T) histogram.
-formulas        vectorised closed forms: P(alive), P(purchase), expected purchases.
-purchase_models BG/NBD, Pareto/NBD, MBG/NBD fits with a penalizer ladder.
-spend_model     Gamma-Gamma expected order value.
-scoring         per-customer scores, CLV, churn-risk and value-tier bands.
-backtest        calibration/holdout comparison against a naive baseline.
-plots           PNG diagnostics; model_card: Markdown summary; simulate: test data.
+errors            ``ModelError``, raised for problems a user can fix.
+histogram         time-unit conversion, validation, the weighted (x, t_x, T) histogram.
+purchase_models   one class per purchase model (BG/NBD, Pareto/NBD, MBG/NBD) behind
+                  ``PurchaseModel``: fit on the histogram, P(alive), P(purchase),
+                  expected purchases, to_dict/from_dict; ``MODELS`` maps names to classes.
+pareto_nbd        Pareto/NBD numerics: likelihood, dropout integral, L-BFGS-B fit.
+fitting           the penalizer ladder and the fitted-model record both model kinds share.
+lifetimes_adapter the only module that imports lifetimes (and touches its private API).
+spend_model       Gamma-Gamma expected order value.
+scoring           per-customer scores, CLV, churn-risk and value-tier bands.
+backtest          calibration/holdout comparison against a naive baseline.
+tracking          weekly repeat purchases of a cohort, actual vs predicted.
+plots             PNG diagnostics; model_card: Markdown summary; simulate: test data.
 """

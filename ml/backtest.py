@@ -10,7 +10,6 @@ import numpy as np
 import pandas as pd
 
 from ml.errors import ModelError
-from ml.formulas import expected_purchases, p_purchase
 from ml.histogram import (
     DataSummary,
     TimeUnit,
@@ -24,7 +23,7 @@ from ml.purchase_models import (
     MODEL_LABELS,
     MODEL_NAMES,
     PENALIZER_LADDER,
-    FittedPurchaseModel,
+    PurchaseModel,
     fit_many,
 )
 
@@ -106,7 +105,7 @@ class BacktestResult:
     predictions : pandas.DataFrame
         Per customer: ``member_id``, ``frequency``, ``holdout_frequency`` and the
         predicted holdout purchases of every model and the baseline.
-    fitted : dict of str to FittedPurchaseModel
+    fitted : dict of str to PurchaseModel
         Models fitted on the calibration histogram.
     failures : dict of str to str
         Candidates that did not converge, with the reason.
@@ -125,7 +124,7 @@ class BacktestResult:
     deciles: dict[str, pd.DataFrame] = field(repr=False)
     by_frequency: pd.DataFrame = field(repr=False)
     predictions: pd.DataFrame = field(repr=False)
-    fitted: dict[str, FittedPurchaseModel] = field(repr=False)
+    fitted: dict[str, PurchaseModel] = field(repr=False)
     failures: dict[str, str]
     holdout_days: float
     time_unit: str
@@ -389,8 +388,8 @@ def backtest(
     inverse = inverse.ravel()
     ux, ut_x, uage = rows[:, 0], rows[:, 1], rows[:, 2]
     for name, model in fitted.items():
-        predicted = expected_purchases(name, model.params, horizon, ux, ut_x, uage)[inverse]
-        prob = p_purchase(name, model.params, horizon, ux, ut_x, uage)[inverse]
+        predicted = model.expected_purchases(horizon, ux, ut_x, uage)[inverse]
+        prob = model.p_purchase(horizon, ux, ut_x, uage)[inverse]
         metrics[name], deciles[name] = _metrics(name, ids, predicted, prob, actual)
         preds[name] = predicted
 

@@ -23,7 +23,8 @@ class ModelError(Exception):
 
 def _fit_errors() -> tuple[type[BaseException], ...]:
     import numpy as np
-    from lifetimes.utils import ConvergenceError
+
+    from ml.lifetimes_adapter import ConvergenceError
 
     return (ConvergenceError, np.linalg.LinAlgError, FloatingPointError, OverflowError, ModelError)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -215,6 +215,72 @@ def spend_histogram(features: pd.DataFrame) -> pd.DataFrame:
     out = hist.rename("weight").reset_index()
     out["weight"] = out["weight"].astype(np.int64)
     return out
+
+
+class HistogramArrays(NamedTuple):
+    """A weighted histogram as the arrays a fit works on.
+
+    Attributes
+    ----------
+    frequency : numpy.ndarray
+        Repeat purchases (int64).
+    recency, T : numpy.ndarray
+        Time of last purchase and age, floats in the model time unit.
+    weight : numpy.ndarray
+        Customers per row (floats, all > 0).
+    """
+
+    frequency: np.ndarray
+    recency: np.ndarray
+    T: np.ndarray
+    weight: np.ndarray
+
+    @property
+    def customers(self) -> int:
+        """Number of customers: the sum of the weights."""
+        return int(round(self.weight.sum()))
+
+
+def histogram_arrays(hist: pd.DataFrame) -> HistogramArrays:
+    """Validate a histogram and return its columns as arrays for fitting.
+
+    Parameters
+    ----------
+    hist : pandas.DataFrame
+        ``frequency, recency, T`` in the model time unit and optionally ``weight``
+        (customer counts, see :func:`histogram`); without ``weight`` each row counts as
+        one customer.
+
+    Returns
+    -------
+    HistogramArrays
+        ``frequency`` (int64), ``recency``, ``T`` and ``weight`` (floats).
+
+    Raises
+    ------
+    ModelError
+        If columns are missing or invalid, the histogram is empty, a weight is not a
+        positive count, or every customer has ``T = 0``.
+    """
+    require_columns(hist, RFM_COLUMNS, "histogram")
+    if len(hist) == 0:
+        raise ModelError("histogram is empty: no customers to fit; load order history first")
+    validate_rfm(hist, "histogram")
+    x = hist["frequency"].to_numpy(dtype=float).round().astype(np.int64)
+    t_x = hist["recency"].to_numpy(dtype=float)
+    age = hist["T"].to_numpy(dtype=float)
+    if "weight" in hist.columns:
+        w = hist["weight"].to_numpy(dtype=float)
+        if np.any(~np.isfinite(w)) or np.any(w <= 0):
+            raise ModelError("histogram.weight must be positive customer counts")
+    else:
+        w = np.ones(len(hist), dtype=float)
+    if float(age.max()) <= 0:
+        raise ModelError(
+            "every customer has T = 0 (first purchase on the as-of date); the purchase "
+            "models need customers observed for some time — move the as-of date later"
+        )
+    return HistogramArrays(x, t_x, age, w)
 
 
 @dataclass(frozen=True)

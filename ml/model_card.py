@@ -9,7 +9,7 @@ from datetime import date, timedelta
 from ml.backtest import BacktestMetrics, BacktestResult, beats_baseline
 from ml.errors import ModelError
 from ml.histogram import DataSummary
-from ml.purchase_models import FittedPurchaseModel
+from ml.purchase_models import PurchaseModel
 from ml.spend_model import FittedSpendModel
 
 _GREEK = {"alpha": "α", "beta": "β"}
@@ -21,17 +21,20 @@ def _num(value: float, digits: int = 4) -> str:
     return f"{value:,.{digits}g}" if abs(value) < 1e5 else f"{value:,.0f}"
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return lines
+def markdown_lines(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    """A Markdown table's lines from text cells (``|`` in a cell is escaped)."""
+
+    def line(cells: Sequence[str]) -> str:
+        return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
+
+    return [line(header), "|" + "---|" * len(header), *(line(row) for row in rows)]
 
 
 def _params(params: Mapping[str, float]) -> str:
     return ", ".join(f"{_GREEK.get(k, k)} = {_num(v)}" for k, v in params.items())
 
 
-def _model_rows(models: Mapping[str, FittedPurchaseModel], fitted_on: str) -> list[list[str]]:
+def _model_rows(models: Mapping[str, PurchaseModel], fitted_on: str) -> list[list[str]]:
     return [
         [
             m.label,
@@ -70,7 +73,7 @@ def render_model_card(
     *,
     as_of: date | str,
     data_summary: DataSummary | None = None,
-    final_models: Mapping[str, FittedPurchaseModel] | None = None,
+    final_models: Mapping[str, PurchaseModel] | None = None,
     model_version: str | None = None,
     discount_rate_monthly: float | None = None,
 ) -> str:
@@ -87,7 +90,7 @@ def render_model_card(
         ends ``holdout_days`` earlier.
     data_summary : DataSummary, optional
         Sizes of the full (scoring) data set; see :func:`ml.histogram.summarize`.
-    final_models : mapping of str to FittedPurchaseModel, optional
+    final_models : mapping of str to PurchaseModel, optional
         Models refitted on the full data, listed alongside the calibration fits.
     model_version : str, optional
         Version label shown in the title.
@@ -115,7 +118,7 @@ def render_model_card(
     lines = [title + (f" — {model_version}" if model_version else ""), ""]
 
     lines += ["## Data window", ""]
-    lines += _table(
+    lines += markdown_lines(
         ["Item", "Value"],
         [
             ["As-of date", as_of.isoformat()],
@@ -135,7 +138,7 @@ def render_model_card(
     if data_summary is not None:
         size_rows.append(_summary_rows("Full data (as of as-of date)", data_summary))
     size_rows.append(_summary_rows("Calibration data", result.calibration))
-    lines += _table(
+    lines += markdown_lines(
         ["Data set", "Customers", "Repeat customers", "Distinct (x, t_x, T) rows"], size_rows
     )
 
@@ -148,7 +151,7 @@ def render_model_card(
     rows = _model_rows(result.fitted, "calibration")
     if final_models:
         rows += _model_rows(final_models, "full data")
-    lines += _table(
+    lines += markdown_lines(
         ["Model", "Fitted on", "Parameters", "Log-likelihood", "Penalizer", "Customers"], rows
     )
     if result.failures:
@@ -166,7 +169,7 @@ def render_model_card(
         _metric_row(m, m.name, m.name == result.selected) for m in result.metrics.values()
     ]
     metric_rows.append(_metric_row(result.baseline, "naive baseline", False))
-    lines += _table(
+    lines += markdown_lines(
         [
             "Model",
             "Predicted total",
@@ -203,7 +206,7 @@ def render_model_card(
     else:
         verdict = "not computable"
     lines += ["", "## Spend model (Gamma-Gamma)", ""]
-    lines += _table(
+    lines += markdown_lines(
         ["Item", "Value"],
         [
             ["Parameters", _params(sp.params)],

@@ -17,8 +17,7 @@ from matplotlib.ticker import MaxNLocator
 
 from ml.backtest import BASELINE, BacktestResult
 from ml.errors import ModelError
-from ml.formulas import p_alive
-from ml.purchase_models import MODEL_LABELS, FittedPurchaseModel
+from ml.purchase_models import MODEL_LABELS, PurchaseModel
 
 _DPI = 110
 
@@ -83,12 +82,12 @@ def plot_decile_lift(result: BacktestResult, model: str | None = None) -> bytes:
     return _png(fig)
 
 
-def plot_p_alive_matrix(model: FittedPurchaseModel, max_frequency: int, max_recency: int) -> bytes:
+def plot_p_alive_matrix(model: PurchaseModel, max_frequency: int, max_recency: int) -> bytes:
     """Heatmap of P(alive) by frequency and recency for a customer of age ``max_recency``.
 
     Parameters
     ----------
-    model : FittedPurchaseModel
+    model : PurchaseModel
         Fitted or loaded purchase model.
     max_frequency : int
         Largest repeat-purchase count on the x axis.
@@ -110,7 +109,7 @@ def plot_p_alive_matrix(model: FittedPurchaseModel, max_frequency: int, max_rece
     freq = np.arange(max_frequency + 1, dtype=float)
     rec = np.arange(max_recency + 1, dtype=float)
     grid_x, grid_t = np.meshgrid(freq, rec)
-    matrix = p_alive(model.name, model.params, grid_x, grid_t, float(max_recency))
+    matrix = model.p_alive(grid_x, grid_t, float(max_recency))
     matrix = np.where((grid_x == 0) & (grid_t > 0), np.nan, matrix)
     fig = Figure(figsize=(7.0, 5.0))
     ax = fig.add_subplot()

@@ -6,9 +6,8 @@ import numpy as np
 import pandas as pd
 
 from ml.errors import ModelError
-from ml.formulas import expected_purchases_given_alive, p_alive, p_purchase_given_alive
 from ml.histogram import TimeUnit, days_per_unit, require_columns, validate_rfm
-from ml.purchase_models import FittedPurchaseModel
+from ml.purchase_models import PurchaseModel
 from ml.spend_model import FittedSpendModel, expected_order_value
 
 #: Length of a CLV month in days (12 months = 365 days).
@@ -50,6 +49,12 @@ def _distinct_pairs(x: np.ndarray, age: np.ndarray) -> tuple[np.ndarray, np.ndar
     return xs[start], ages[start], inverse
 
 
+#: The churn-risk bands and value tiers, highest first (the playbook's audience filters
+#: take their allowed values from here).
+CHURN_RISK_BANDS: tuple[str, ...] = ("high", "medium", "low")
+VALUE_TIERS: tuple[str, ...] = ("top", "high", "medium", "low")
+
+
 def churn_risk_band(
     p_purchase_90d: np.ndarray, *, high_below: float = 0.2, medium_below: float = 0.5
 ) -> np.ndarray:
@@ -70,7 +75,8 @@ def churn_risk_band(
         Array of band labels (object dtype).
     """
     p = np.asarray(p_purchase_90d, dtype=float)
-    return np.select([p < high_below, p < medium_below], ["high", "medium"], default="low")
+    high, medium, low = CHURN_RISK_BANDS
+    return np.select([p < high_below, p < medium_below], [high, medium], default=low)
 
 
 def value_tier_band(clv: np.ndarray) -> np.ndarray:
@@ -93,14 +99,15 @@ def value_tier_band(clv: np.ndarray) -> np.ndarray:
     if len(values) == 0:
         return np.array([], dtype=object)
     p20, p50, p80 = np.quantile(values, [0.2, 0.5, 0.8])
+    top, high, medium, low = VALUE_TIERS
     return np.select(
-        [values >= p80, values >= p50, values >= p20], ["top", "high", "medium"], default="low"
+        [values >= p80, values >= p50, values >= p20], [top, high, medium], default=low
     )
 
 
 def score_customers(
     features: pd.DataFrame,
-    purchase_model: FittedPurchaseModel,
+    purchase_model: PurchaseModel,
     spend_model: FittedSpendModel,
     *,
     time_unit: TimeUnit,
@@ -116,7 +123,7 @@ def score_customers(
     features : pandas.DataFrame
         One row per customer: ``member_id``, ``frequency``, ``recency`` (days), ``T``
         (days), ``monetary_value`` and optionally ``acquisition_cost`` (NaN if unknown).
-    purchase_model : FittedPurchaseModel
+    purchase_model : PurchaseModel
         BG/NBD, Pareto/NBD or MBG/NBD fitted (or loaded) in ``time_unit``.
     spend_model : FittedSpendModel
         Gamma-Gamma model for the expected order value.
@@ -137,7 +144,7 @@ def score_customers(
 
         - ``p_alive``: probability the customer is still active.
         - ``p_purchase_60d`` / ``p_purchase_90d``: probability of at least one purchase in
-          the next 60 / 90 days given the history (see :mod:`ml.formulas`).
+          the next 60 / 90 days given the history (see :mod:`ml.purchase_models`).
         - ``expected_purchases_30d/90d/365d``: conditional expected purchases.
         - ``expected_order_value``: Gamma-Gamma conditional mean order value.
         - ``predicted_clv_12m``: ``sum_{m=1..12} (E[X(m)] - E[X(m-1)]) * AOV / (1+d)^m``
@@ -178,21 +185,21 @@ def score_customers(
             "churn thresholds must satisfy 0 <= high_risk_below <= medium_risk_below <= 1"
         )
 
-    name, params = purchase_model.name, purchase_model.params
+    model = purchase_model
     x = features["frequency"].to_numpy(dtype=float)
     t_x = features["recency"].to_numpy(dtype=float) / unit_days
     age = features["T"].to_numpy(dtype=float) / unit_days
 
-    alive = p_alive(name, params, x, t_x, age)
+    alive = model.p_alive(x, t_x, age)
     # Quantities given "alive" depend on (x, T) only: evaluate once per distinct pair.
     ux, uage, inverse = _distinct_pairs(x, age)
 
     def prob(days: float) -> np.ndarray:
-        given = p_purchase_given_alive(name, params, days / unit_days, ux, uage)
+        given = model.p_purchase_given_alive(days / unit_days, ux, uage)
         return alive * given[inverse]
 
     def cum_alive(days: float) -> np.ndarray:
-        return expected_purchases_given_alive(name, params, days / unit_days, ux, uage)[inverse]
+        return model.expected_purchases_given_alive(days / unit_days, ux, uage)[inverse]
 
     aov = expected_order_value(spend_model, x, features["monetary_value"].to_numpy(dtype=float))
 
@@ -233,12 +240,12 @@ def score_customers(
     if bad:
         raise ModelError(
             f"{bad} customer(s) got non-finite scores from the {purchase_model.label} model "
-            f"with parameters {params}; refit the model or check the features"
+            f"with parameters {model.params}; refit the model or check the features"
         )
     out["churn_risk"] = churn_risk_band(
         p90, high_below=high_risk_below, medium_below=medium_risk_below
     )
     out["value_tier"] = value_tier_band(clv)
-    out["model"] = name
+    out["model"] = model.name
     out["model_version"] = model_version
     return out.loc[:, list(SCORE_COLUMNS)]

@@ -1,21 +1,28 @@
-"""Gamma-Gamma model of the mean value of repeat purchases (lifetimes GammaGammaFitter)."""
+"""Gamma-Gamma model of the mean value of repeat purchases (lifetimes' ``GammaGammaFitter``)."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
-from lifetimes import GammaGammaFitter
 from numpy.typing import ArrayLike, NDArray
 
+from ml import lifetimes_adapter as lt
 from ml._quiet import filtered_stdout
-from ml.errors import FIT_ERRORS, ModelError
+from ml.errors import ModelError
+from ml.fitting import (
+    PENALIZER_LADDER,
+    FittedModel,
+    RejectedFit,
+    climb_ladder,
+    json_float,
+    parameter_problem,
+)
 from ml.histogram import spend_histogram
-from ml.purchase_models import PENALIZER_LADDER
 
 SPEND_PARAM_NAMES: tuple[str, ...] = ("p", "q", "v")
 
@@ -23,35 +30,50 @@ SPEND_PARAM_NAMES: tuple[str, ...] = ("p", "q", "v")
 MIN_SPEND_CUSTOMERS = 20
 
 
-@dataclass(frozen=True)
-class FittedSpendModel:
-    """A converged Gamma-Gamma spend model.
+@dataclass(frozen=True, kw_only=True)
+class FittedSpendModel(FittedModel):
+    """A converged (or loaded) Gamma-Gamma spend model.
+
+    Construct with keyword arguments (usually via :func:`fit_spend_model`,
+    :meth:`from_dict` or :func:`load_spend_model`); construction checks the parameters
+    and rebuilds the lifetimes fitter when none is given.
 
     Attributes
     ----------
     params : dict of str to float
         ``p`` (shape of a transaction value), ``q`` and ``v`` (shape and rate of the
         customer-level scale). The population mean order value is ``p v / (q - 1)``.
-    log_likelihood : float
-        Total (weight-summed) log-likelihood without the penalty term; NaN if loaded.
-    penalizer : float
-        Penalizer coefficient of the ladder step that converged.
-    customers : int
-        Repeat customers with positive spend the model was fitted on.
+    log_likelihood, penalizer, customers, fitter
+        Fit diagnostics (``customers``: repeat customers with positive spend) and the
+        lifetimes ``GammaGammaFitter``, see :class:`ml.fitting.FittedModel`.
     frequency_spend_corr : float
         Pearson correlation between ``frequency`` and ``monetary_value`` among those
         customers. Gamma-Gamma assumes spend is independent of purchase frequency; a
         correlation far from 0 (say ``|r| > 0.3``) means the assumption is doubtful.
-    fitter : object
-        The lifetimes ``GammaGammaFitter`` with ``params_`` set.
+
+    Raises
+    ------
+    ModelError
+        If a parameter is missing, non-finite, <= 0, or ``q <= 1``.
     """
 
-    params: dict[str, float]
-    log_likelihood: float
-    penalizer: float
-    customers: int
-    frequency_spend_corr: float
-    fitter: Any = field(default=None, repr=False, compare=False)
+    frequency_spend_corr: float = math.nan
+
+    param_names: ClassVar[tuple[str, ...]] = SPEND_PARAM_NAMES
+    label: ClassVar[str] = "Gamma-Gamma"
+    remedy: ClassVar[str] = "refit the spend model"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        object.__setattr__(self, "frequency_spend_corr", float(self.frequency_spend_corr))
+        clean = self.params
+        if not all(math.isfinite(v) and v > 0 for v in clean.values()) or clean["q"] <= 1:
+            raise ModelError(
+                f"saved Gamma-Gamma parameters {clean} are invalid (need finite p, v > 0 and "
+                "q > 1) — refit the spend model"
+            )
+        if self.fitter is None:
+            self._set_fitter(lt.with_params(lt.GammaGammaFitter, clean, SPEND_PARAM_NAMES))
 
     @property
     def population_mean(self) -> float:
@@ -60,24 +82,44 @@ class FittedSpendModel:
         return p * v / (q - 1.0)
 
     def to_dict(self) -> dict[str, Any]:
-        """Return a JSON-serialisable description (everything but the fitter)."""
+        """Return a JSON-serialisable description (everything but the fitter).
 
-        def _f(value: float) -> float | None:
-            return float(value) if math.isfinite(value) else None
-
+        Returns
+        -------
+        dict
+            Keys ``params, log_likelihood, penalizer, customers, frequency_spend_corr``;
+            non-finite floats become ``None``. :meth:`from_dict` reads it back.
+        """
         return {
-            "params": {k: float(v) for k, v in self.params.items()},
-            "log_likelihood": _f(self.log_likelihood),
-            "penalizer": _f(self.penalizer),
-            "customers": int(self.customers),
-            "frequency_spend_corr": _f(self.frequency_spend_corr),
+            **self._fit_summary(),
+            "frequency_spend_corr": json_float(self.frequency_spend_corr),
         }
 
+    @classmethod
+    def from_dict(cls, doc: Mapping[str, Any]) -> FittedSpendModel:
+        """Rebuild the model from :meth:`to_dict` output (e.g. a ``params.json`` entry).
 
-def _make_fitter(params: Mapping[str, float]) -> GammaGammaFitter:
-    fitter = GammaGammaFitter()
-    fitter.params_ = pd.Series([float(params[k]) for k in SPEND_PARAM_NAMES], SPEND_PARAM_NAMES)
-    return fitter
+        Parameters
+        ----------
+        doc : mapping
+            ``params``; the diagnostics are optional (``None`` means unknown).
+
+        Returns
+        -------
+        FittedSpendModel
+            With a lifetimes fitter whose ``params_`` are set.
+
+        Raises
+        ------
+        ModelError
+            If a parameter is missing or invalid.
+        """
+        corr = doc.get("frequency_spend_corr")
+        return cls(
+            params=dict(doc.get("params") or {}),
+            frequency_spend_corr=math.nan if corr is None else float(corr),
+            **cls._diagnostics(doc),
+        )
 
 
 def _correlation(x: np.ndarray, y: np.ndarray) -> float:
@@ -101,9 +143,10 @@ def fit_spend_model(
         repeat purchase occasions). Customers with ``frequency == 0`` or
         ``monetary_value <= 0`` are ignored.
     penalizers : sequence of float, default (0.0, 0.001, 0.01, 0.1)
-        Penalizer ladder. A fit counts as converged when lifetimes raises no error, all
-        parameters are finite and > 0, the log-likelihood is finite, and ``q > 1`` (so
-        the population mean order value ``p v / (q - 1)`` exists).
+        Penalizer ladder (see :func:`ml.fitting.climb_ladder`). A fit counts as
+        converged when lifetimes raises no error, all parameters are finite and > 0,
+        the log-likelihood is finite, and ``q > 1`` (so the population mean order
+        value ``p v / (q - 1)`` exists).
     min_customers : int, default 20
         Minimum number of repeat customers with positive spend.
 
@@ -130,38 +173,40 @@ def fit_spend_model(
     m = hist["monetary_value"].to_numpy(dtype=float)
     w = hist["weight"].to_numpy(dtype=float)
     corr = _correlation(np.repeat(x, w.astype(np.int64)), np.repeat(m, w.astype(np.int64)))
-    last_error = "no attempt made"
-    for penalizer in penalizers:
-        fitter = GammaGammaFitter(penalizer_coef=float(penalizer))
-        try:
-            with (
-                filtered_stdout() as stdout,
-                stdout.silence_current_thread(),
-                np.errstate(all="ignore"),
-            ):
-                fitter.fit(x, m, weights=w)
-        except FIT_ERRORS as exc:  # no convergence / numeric breakdown only
-            last_error = f"{type(exc).__name__}: {str(exc).strip()}"
-            continue
-        params = {k: float(fitter.params_[k]) for k in SPEND_PARAM_NAMES}
-        values = np.array(list(params.values()))
-        if not np.all(np.isfinite(values)) or np.any(values <= 0):
-            last_error = f"non-finite or non-positive parameters {params}"
-            continue
+
+    def attempt(penalizer: float) -> FittedSpendModel:
+        with (
+            filtered_stdout() as stdout,
+            stdout.silence_current_thread(),
+            np.errstate(all="ignore"),
+        ):
+            fitter = lt.fit(lt.GammaGammaFitter, penalizer, x, m, weights=w)
+        params = lt.fitted_params(fitter, SPEND_PARAM_NAMES)
+        problem = parameter_problem(params)
+        if problem:
+            raise RejectedFit(problem)
         if params["q"] <= 1.0:
-            last_error = f"q = {params['q']:.4g} <= 1, so the population mean spend is undefined"
-            continue
+            raise RejectedFit(
+                f"q = {params['q']:.4g} <= 1, so the population mean spend is undefined"
+            )
         with np.errstate(all="ignore"):
-            nll = GammaGammaFitter._negative_log_likelihood(np.log(values), x, m, w, 0.0)
-        ll = float(-nll * w.sum())
+            ll = lt.log_likelihood(lt.GammaGammaFitter, list(params.values()), x, m, weights=w)
         if not math.isfinite(ll):
-            last_error = "non-finite log-likelihood"
-            continue
-        return FittedSpendModel(params, ll, float(penalizer), customers, corr, fitter)
-    tried = ", ".join(f"{p:g}" for p in penalizers)
-    raise ModelError(
-        f"the Gamma-Gamma spend model did not converge with any penalizer ({tried}); last "
-        f"error: {last_error}. Check monetary_value for outliers or unit errors"
+            raise RejectedFit("non-finite log-likelihood")
+        return FittedSpendModel(
+            params=params,
+            log_likelihood=ll,
+            penalizer=penalizer,
+            customers=customers,
+            frequency_spend_corr=corr,
+            fitter=fitter,
+        )
+
+    return climb_ladder(
+        attempt,
+        penalizers,
+        "the Gamma-Gamma spend model did not converge with any penalizer ({tried}); last "
+        "error: {last_error}. Check monetary_value for outliers or unit errors",
     )
 
 
@@ -173,12 +218,12 @@ def load_spend_model(
     customers: int = 0,
     frequency_spend_corr: float = math.nan,
 ) -> FittedSpendModel:
-    """Rebuild a Gamma-Gamma model from saved parameters.
+    """Rebuild a Gamma-Gamma model from saved parameters (e.g. the runs table).
 
     Parameters
     ----------
     params : mapping of str to float
-        ``p``, ``q`` and ``v``.
+        ``p``, ``q`` and ``v`` (extra keys are ignored).
     log_likelihood, penalizer, frequency_spend_corr : float, optional
         Diagnostics to carry along (NaN if unknown).
     customers : int, default 0
@@ -194,25 +239,12 @@ def load_spend_model(
     ModelError
         If a parameter is missing, non-finite, <= 0, or ``q <= 1``.
     """
-    missing = [k for k in SPEND_PARAM_NAMES if k not in params]
-    if missing:
-        raise ModelError(
-            f"saved Gamma-Gamma parameters lack {', '.join(missing)}; expected p, q, v — "
-            "refit the spend model"
-        )
-    clean = {k: float(params[k]) for k in SPEND_PARAM_NAMES}
-    if not all(math.isfinite(v) and v > 0 for v in clean.values()) or clean["q"] <= 1:
-        raise ModelError(
-            f"saved Gamma-Gamma parameters {clean} are invalid (need finite p, v > 0 and "
-            "q > 1) — refit the spend model"
-        )
     return FittedSpendModel(
-        clean,
-        float(log_likelihood),
-        float(penalizer),
-        int(customers),
-        float(frequency_spend_corr),
-        _make_fitter(clean),
+        params=dict(params),
+        log_likelihood=log_likelihood,
+        penalizer=penalizer,
+        customers=customers,
+        frequency_spend_corr=frequency_spend_corr,
     )
 
 

@@ -8,11 +8,11 @@ import numpy as np
 import pandas as pd
 
 from ml.histogram import days_per_unit
-from ml.purchase_models import FittedPurchaseModel
+from ml.purchase_models import PurchaseModel
 
 
 def tracking_series(
-    model: FittedPurchaseModel,
+    model: PurchaseModel,
     first_purchase: pd.Series,
     weekly_actual: pd.DataFrame,
     *,
@@ -23,9 +23,9 @@ def tracking_series(
 
     Parameters
     ----------
-    model : FittedPurchaseModel
-        A model fitted on the calibration period (its fitter's unconditional
-        ``expected_number_of_purchases_up_to_time`` is used).
+    model : PurchaseModel
+        A model fitted on the calibration period (its unconditional
+        :meth:`~ml.purchase_models.PurchaseModel.expected_purchases_new_customer` is used).
     first_purchase : pandas.Series of datetime.date
         First purchase date of every customer in the cohort.
     weekly_actual : pandas.DataFrame
@@ -47,11 +47,10 @@ def tracking_series(
     n = counts.to_numpy(dtype=float)
     monday = start - timedelta(days=start.weekday())
     weeks = pd.date_range(monday, end, freq="7D").date
-    fitter = model.fitter
 
     def cumulative(day: float) -> float:
         t = np.clip(day - first_days, 0, None) / unit
-        expected = np.asarray(fitter.expected_number_of_purchases_up_to_time(t), dtype=float)
+        expected = model.expected_purchases_new_customer(t)
         return float((n * np.where(t > 0, expected, 0.0)).sum())
 
     edges = [(w - start).days for w in weeks] + [(weeks[-1] - start).days + 7]

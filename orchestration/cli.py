@@ -56,15 +56,6 @@ def main(debug: bool) -> None:
     """crm-pipeline: RFM, lifecycle, CLV and campaign lists from orders and members."""
     if debug:
         os.environ["CRM_DEBUG"] = "1"
-    from orchestration.settings import load_dotenv
-
-    load_dotenv()
-    os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
-
-
-def _set_env(name: str, value: object | None) -> None:
-    if value is not None and value != "":
-        os.environ[name] = str(Path(value).resolve()) if isinstance(value, Path) else str(value)
 
 
 @main.command()
@@ -103,19 +94,25 @@ def run(
     no_wait: bool,
 ) -> None:
     """Materialize the whole asset graph (ingest → dbt → model → lists) once."""
-    _set_env("CRM_AS_OF", as_of)
-    _set_env("CRM_LANDING_DIR", landing)
-    _set_env("CRM_WAREHOUSE", warehouse)
-    _set_env("CRM_EXPORT_DIR", exports)
-    _set_env("CRM_MODELS_DIR", models)
-    if accept_input_change:
-        _set_env("CRM_ACCEPT_INPUT_CHANGE", "true")
+    from orchestration.settings import load_settings
 
+    cwd = Path.cwd()  # a relative path typed on the command line is relative to here
+    settings = load_settings(
+        as_of=as_of,
+        landing_dir=cwd / landing if landing else None,
+        warehouse=cwd / warehouse if warehouse else None,
+        export_dir=cwd / exports if exports else None,
+        models_dir=cwd / models if models else None,
+        accept_input_change=True if accept_input_change else None,
+    )
     from orchestration.runner import run_pipeline  # heavy imports only when running
 
     selected = [g.strip() for g in groups.split(",") if g.strip()] if groups else None
     outcome = run_pipeline(
-        progress=None if quiet else click.echo, groups=selected, wait=not no_wait
+        progress=None if quiet else click.echo,
+        groups=selected,
+        wait=not no_wait,
+        settings=settings,
     )
     click.echo(outcome.summary)
     if not outcome.success:
@@ -141,7 +138,7 @@ def demo_data(
     members: int, seed: int, end: str | None, years: float, source: str, out: Path | None
 ) -> None:
     """Write a landing folder (orders.csv, members.csv) that follows the data contract."""
-    from orchestration.lib import demo_data as gen
+    from orchestration import demo as gen
     from orchestration.settings import load_settings
 
     out_dir = (out or load_settings().landing_dir).resolve()
@@ -175,13 +172,18 @@ def ui(port: int, host: str) -> None:
     from orchestration.settings import PROJECT_ROOT, load_settings
 
     s = load_settings()
-    s.export_env()
     s.ensure_dagster_home()
-    dagster = Path(sys.executable).with_name("dagster")
-    args = [str(dagster), "dev", "-m", "orchestration.definitions", "-p", str(port), "-h", host]
+    bin_dir = Path(sys.executable).parent  # dagster and dbt installed beside this Python
+    args = [str(bin_dir / "dagster"), "dev", "-m", "orchestration.definitions"]
+    args += ["-p", str(port), "-h", host]
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(s.dagster_home),
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
     logging.getLogger(__name__).info("starting %s", " ".join(args))
     os.chdir(PROJECT_ROOT)
-    os.execv(args[0], args)
+    os.execve(args[0], args, env)
 
 
 if __name__ == "__main__":

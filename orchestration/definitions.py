@@ -7,9 +7,6 @@ import dagster as dg
 from orchestration.defs import campaigns, checks, ingest, model, transform, validation
 from orchestration.defs.automation import build_schedule, crm_job, new_landing_files
 from orchestration.defs.resources import make_resources
-from orchestration.settings import load_settings
-
-load_settings().export_env()
 
 defs = dg.Definitions(
     assets=[

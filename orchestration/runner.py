@@ -14,9 +14,10 @@ import dagster as dg
 
 from orchestration.errors import CrmError
 from orchestration.lib.landing import ORDERS, find_files
+from orchestration.lib.run_events import verdict
 from orchestration.lib.run_guard import release_turn, wait_for_turn
 from orchestration.lib.summary import build_summary, kept_summary
-from orchestration.lib.warehouse import connect
+from orchestration.lib.warehouse import open_warehouse
 from orchestration.settings import Settings, load_settings, run_tags
 
 
@@ -77,43 +78,6 @@ def _progress_logger(handler: _ProgressHandler) -> dg.LoggerDefinition:
     return progress
 
 
-def _failure_reason(result: dg.ExecuteInProcessResult) -> tuple[str, str | None]:
-    """The first failed blocking check or failed step, as one line and a hint."""
-    for event in result.all_events:
-        if event.event_type_value == "ASSET_CHECK_EVALUATION":
-            ev = event.event_specific_data
-            if not ev.passed and ev.severity == dg.AssetCheckSeverity.ERROR:
-                key = ev.asset_check_key
-                why = (ev.description or "").strip() or "check failed"
-                return (
-                    f"{key.asset_key.to_user_string()}: check {key.name} failed: {why}",
-                    "nothing downstream was published; the last good outputs stay",
-                )
-    for event in result.all_events:
-        if event.event_type_value == "STEP_FAILURE":
-            error = event.step_failure_data.error
-            innermost = error
-            while error is not None:
-                if error.cls_name in {"CrmError", "WarehouseBusyError", "ModelError"}:
-                    return f"{event.step_key}: {error.message.split(': ', 1)[-1].strip()}", None
-                innermost = error
-                error = error.cause or getattr(error, "context", None)
-            first_line = innermost.message.strip().splitlines()[0] if innermost.message else ""
-            return (
-                f"{event.step_key}: {first_line}",
-                "a bug rather than bad input; see the run in the Dagster UI (crm ui) "
-                "or re-run with --debug",
-            )
-    return "the run failed", "see the run in the Dagster UI (crm ui)"
-
-
-def _failure_details(result: dg.ExecuteInProcessResult) -> str:
-    for event in result.all_events:
-        if event.event_type_value == "STEP_FAILURE":
-            return event.step_failure_data.error.to_string()
-    return ""
-
-
 def _run_notes(result: dg.ExecuteInProcessResult) -> list[str]:
     """Lines for the summary from this run's own materializations (e.g. export retention)."""
     notes = []
@@ -130,11 +94,13 @@ def run_pipeline(
     progress: Callable[[str], None] | None = None,
     groups: list[str] | None = None,
     wait: bool = True,
+    settings: Settings | None = None,
 ) -> RunOutcome:
-    """Materialize the job (or only the asset groups given, e.g. ["ingest", "transform"])."""
-    s = load_settings()
-    s = s.with_overrides(as_of_override=s.as_of)  # "yesterday" fixed once for the whole run
-    s.export_env()
+    """Materialize the job (or only the asset groups given, e.g. ["ingest", "transform"]).
+
+    `settings` (default: read now) is this run's, as-of included, handed to every step
+    through the run config."""
+    s = settings or load_settings()
     s.ensure_dagster_home()
     if not groups or "ingest" in groups:
         find_files(s.landing_dir, ORDERS)  # a missing landing folder or orders file: say so now
@@ -143,14 +109,29 @@ def run_pipeline(
     wait_for_turn(s.warehouse, wait=wait, notify=progress)
     try:
         if s.warehouse.exists():
-            with connect(s.warehouse):
+            with open_warehouse(s):
                 pass
         return _execute(s, progress, groups)
     finally:
         release_turn(s.warehouse)
 
 
+def run_config(s: Settings) -> dict[str, object]:
+    """The `crm` resource's config for a run on these settings (what the launchpad shows)."""
+    return {
+        "as_of": s.as_of.isoformat(),
+        "landing_dir": str(s.landing_dir),
+        "warehouse": str(s.warehouse),
+        "export_dir": str(s.export_dir),
+        "models_dir": str(s.models_dir),
+        "accept_input_change": s.accept_input_change,
+    }
+
+
 def _execute(s: Settings, progress: Callable[[str], None] | None, groups: list[str] | None):
+    from orchestration.defs.project import prepare_if_stale
+
+    prepare_if_stale()  # dbt's manifest in step with the SQL before the definitions load
     from orchestration.definitions import defs
 
     out = sys.stdout  # progress goes to the terminal even while dbt's output is captured
@@ -169,13 +150,14 @@ def _execute(s: Settings, progress: Callable[[str], None] | None, groups: list[s
         progress(f"crm run as of {s.as_of}: landing {s.landing_dir}, warehouse {s.warehouse}")
     # dbt's own log lines go to the run's captured logs (UI), not the terminal.
     sink = io.StringIO()
-    with dg.DagsterInstance.get() as instance, contextlib.redirect_stdout(sink):
+    instance = dg.DagsterInstance.from_config(str(s.dagster_home))
+    with instance, contextlib.redirect_stdout(sink):
         result = job.execute_in_process(
             instance=instance,
             # the as-of is fixed here, once, and handed to every step (and the run's tags)
             run_config={
                 "loggers": {"progress": {}},
-                "resources": {"crm": {"config": {"as_of": s.as_of.isoformat()}}},
+                "resources": {"crm": {"config": run_config(s)}},
             },
             raise_on_error=False,
             asset_selection=asset_selection,
@@ -184,8 +166,10 @@ def _execute(s: Settings, progress: Callable[[str], None] | None, groups: list[s
     if result.success:
         summary = build_summary(s, notes=_run_notes(result))
         return RunOutcome(True, result.run_id, summary, step_seconds=handler.step_seconds)
-    failure, hint = _failure_reason(result)
+    v = verdict(result.all_events)
+    failure = v.failure if not v.completed and v.failure else "the run failed"
+    hint = v.hint if not v.completed else "see the run in the Dagster UI (crm ui)"
     outcome = RunOutcome(False, result.run_id, kept_summary(s), failure, hint, handler.step_seconds)
     outcome.busy = "is open in another program" in failure or "another run is using" in failure
-    outcome.details = _failure_details(result)
+    outcome.details = v.details
     return outcome

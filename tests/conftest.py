@@ -39,3 +39,11 @@ def crm_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         monkeypatch.delenv(name, raising=False)
     (tmp_path / "landing").mkdir()
     return tmp_path
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """dbt's manifest in step with the SQL before any test module loads the definitions
+    (as `crm run` does; `dagster dev` prepares it itself)."""
+    from orchestration.defs.project import prepare_if_stale
+
+    prepare_if_stale()

@@ -56,3 +56,15 @@
         when 'n' then false when '否' then false when '不同意' then false
     end
 {%- endmacro %}
+
+{% macro normalise_status(col) -%}
+    {# An order status as paid / cancelled / refunded (missing = paid); NULL when the
+       spelling is unknown, so the order is quarantined with the text that landed. The
+       one list of the spellings: the data-quality checks render this macro too. #}
+    case
+        when {{ col }} is null then 'paid'
+        when {{ col }} in ('paid', 'completed', 'complete', 'success', 'done', 'delivered', '已支付', '已完成') then 'paid'
+        when {{ col }} in ('cancelled', 'canceled', 'cancel', 'void', '已取消') then 'cancelled'
+        when {{ col }} in ('refunded', 'refund', 'returned', '已退款') then 'refunded'
+    end
+{%- endmacro %}

@@ -12,6 +12,7 @@ from datetime import date, datetime, timedelta
 import dagster as dg
 
 from orchestration.lib.landing_batch import read_batch
+from orchestration.lib.run_events import instance_events, verdict
 from orchestration.lib.run_guard import run_in_progress
 from orchestration.lib.warehouse import WarehouseBusyError, published_fingerprint
 from orchestration.settings import load_settings, run_tags
@@ -31,7 +32,7 @@ def _request(
     as_of: date, trigger: str, run_key: str | None = None, extra_tags: dict | None = None
 ) -> dg.RunRequest:
     """A run of the whole job as of `as_of`, fixed in its config and tags."""
-    s = load_settings().with_overrides(as_of_override=as_of)
+    s = load_settings(as_of=as_of)
     return dg.RunRequest(
         run_key=run_key,
         run_config={"resources": {"crm": {"config": {"as_of": as_of.isoformat()}}}},
@@ -165,10 +166,4 @@ def _silent_for(instance: dg.DagsterInstance, run_id: str) -> float:
 
 
 def _failure_message(instance: dg.DagsterInstance, run_id: str) -> str:
-    records = instance.all_logs(run_id, of_type=dg.DagsterEventType.RUN_FAILURE)
-    messages = [r.dagster_event.message or "" for r in records if r.dagster_event]
-    steps = instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_FAILURE)
-    for r in steps:
-        if r.dagster_event and r.dagster_event.step_failure_data:
-            messages.append(r.dagster_event.step_failure_data.error.message)
-    return " | ".join(m.strip() for m in messages if m) or "unknown reason"
+    return verdict(instance_events(instance, run_id)).failure or "unknown reason"

@@ -1,7 +1,7 @@
 """Campaigns: one asset per playbook list, and the exports marketing downloads.
 
-The lists themselves are built in dbt (`models/campaigns/`); here each list
-gets a view and its figures, and `campaign_exports` writes the files.
+The lists are built in dbt (`models/campaigns/`); here each list is an asset showing
+its figures, and `campaign_exports` writes the files.
 """
 
 from collections.abc import Iterator
@@ -12,7 +12,7 @@ from orchestration.defs.resources import PipelineSettings
 from orchestration.errors import CrmError
 from orchestration.lib import exports, holdback
 from orchestration.lib.playbook import CampaignList, load_playbook
-from orchestration.lib.warehouse import connect, markdown_table
+from orchestration.lib.warehouse import markdown_table, open_warehouse
 from orchestration.settings import load_settings
 
 SEND_FILE_CHECK = "send_files_respect_do_not_contact"
@@ -27,62 +27,46 @@ def _list_asset(cl: CampaignList) -> dg.AssetsDefinition:
         name=f"campaign_list_{cl.name}",
         group_name="campaigns",
         kinds={"duckdb"},
-        deps=["campaign_targets"],
+        deps=["campaign_targets", "campaign_list_summary"],
         description=(
             f"{cl.goal}: {cl.description or cl.name}. Ranked by {cl.rank_by}, "
             f"{cl.priority_groups} priority group(s), {cap}, channels {', '.join(cl.channels)}, "
-            f"control {cl.control_share:.0%}. View `campaigns.{cl.name}` (send rows)."
+            f"control {cl.control_share:.0%}. The rows of `marts.campaign_targets` with "
+            f"list_name = '{cl.name}'; figures from `marts.campaign_list_summary`."
         ),
     )
     def _asset(crm: PipelineSettings) -> dg.MaterializeResult:
         s = crm.settings()
-        with connect(s.warehouse) as con:
-            con.execute("create schema if not exists campaigns")
-            con.execute(
-                f"create or replace view campaigns.{cl.name} as select * "
-                f"from marts.campaign_targets where list_name = '{cl.name}' and not is_control"
-            )
-            stats = con.execute(
-                "select count(*) filter (where not is_control), "
-                "count(*) filter (where is_control), "
-                "coalesce(sum(cost_per_contact) filter (where not is_control), 0) "
-                "from marts.campaign_targets where list_name = ?",
-                [cl.name],
-            ).fetchall()[0]
-            groups = con.execute(
-                "select priority_group, count(*) filter (where not is_control) as send, "
-                "count(*) filter (where is_control) as control, round(min(score), 4) as min_score "
-                "from marts.campaign_targets where list_name = ? group by 1 order by 1",
+        with open_warehouse(s, read_only=True) as con:
+            summary = con.execute(
+                "select priority_group, channel, send, control, cost, min_score "
+                "from marts.campaign_list_summary where list_name = ?",
                 [cl.name],
             ).df()
-            channels = con.execute(
-                "select channel, count(*) from marts.campaign_targets "
-                "where list_name = ? and not is_control group by 1 order by 2 desc",
-                [cl.name],
-            ).fetchall()
             preview = con.execute(
                 "select list_rank, priority_group, member_id, channel, reason "
                 "from marts.campaign_targets where list_name = ? and not is_control "
                 "order by list_rank limit 10",
                 [cl.name],
             ).df()
-        send, control, cost = stats
+        groups = (
+            summary.groupby("priority_group", as_index=False)
+            .agg(send=("send", "sum"), control=("control", "sum"), min_score=("min_score", "min"))
+            .assign(min_score=lambda d: d["min_score"].round(4))
+        )
+        channels = summary.groupby("channel")["send"].sum().sort_values(ascending=False)
+        send = int(summary["send"].sum())
         return dg.MaterializeResult(
             metadata={
-                "dagster/row_count": int(send),
-                "send": int(send),
-                "control": int(control),
-                "budget_yuan": round(float(cost), 2),
-                "by_channel": dg.MetadataValue.json({str(k): int(v) for k, v in channels}),
+                "dagster/row_count": send,
+                "send": send,
+                "control": int(summary["control"].sum()),
+                "budget_yuan": round(float(summary["cost"].sum()), 2),
+                "by_channel": dg.MetadataValue.json(
+                    {str(k): int(v) for k, v in channels.items() if v}
+                ),
                 "priority_groups": dg.MetadataValue.md(markdown_table(groups, max_rows=20)),
-                "offer": dg.MetadataValue.json(
-                    {
-                        "type": cl.offer.type,
-                        "threshold": cl.offer.threshold,
-                        "amount": cl.offer.amount,
-                        "validity_days": cl.offer.validity_days,
-                    }
-                ),  # fmt: skip
+                "offer": dg.MetadataValue.json(cl.offer.model_dump()),
                 "preview": dg.MetadataValue.md(markdown_table(preview)),
             }
         )
@@ -136,7 +120,7 @@ def build_campaign_assets() -> list[dg.AssetsDefinition]:
     ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
         s = crm.settings()
         current = load_playbook(s.playbook)
-        with connect(s.warehouse, read_only=True) as con:
+        with open_warehouse(s, read_only=True) as con:
             verdicts = holdback.evaluate(con, s, context.run_id)
             targets = con.sql("select * from marts.campaign_targets").df()
         for v in verdicts:
@@ -161,7 +145,7 @@ def build_campaign_assets() -> list[dg.AssetsDefinition]:
                 lists=lists, hashed_audience_files=s.export_hashed_audience,
             )  # fmt: skip
             try:
-                with connect(s.warehouse, read_only=True) as con:
+                with open_warehouse(s, read_only=True) as con:
                     bad, examples = exports.verify_send_files(con, staged, current.consent)
             except BaseException:
                 exports.discard(staged)
@@ -211,7 +195,7 @@ def build_campaign_assets() -> list[dg.AssetsDefinition]:
                 "written (these lists were never sent)"
             )
         else:
-            with connect(s.warehouse) as con:
+            with open_warehouse(s) as con:
                 recorded = exports.record_contacts(con, s.as_of)
             context.log.info(f"{recorded:,} messages recorded in campaigns.contact_history")
         m = result.manifest

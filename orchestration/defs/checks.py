@@ -4,7 +4,7 @@ import dagster as dg
 
 from orchestration.defs.resources import PipelineSettings
 from orchestration.lib.holdback import freshness
-from orchestration.lib.warehouse import connect
+from orchestration.lib.warehouse import open_warehouse
 
 
 @dg.asset_check(
@@ -18,7 +18,7 @@ from orchestration.lib.warehouse import connect
 )
 def orders_are_fresh(crm: PipelineSettings) -> dg.AssetCheckResult:
     s = crm.settings()
-    with connect(s.warehouse, read_only=True) as con:
+    with open_warehouse(s, read_only=True) as con:
         verdict = freshness(con, s)
     return dg.AssetCheckResult(
         passed=verdict.passed,

@@ -15,7 +15,7 @@ from orchestration.lib.landing_batch import (
     fingerprint,
     read_manifest,
 )
-from orchestration.lib.warehouse import WarehouseBusyError, connect, markdown_table
+from orchestration.lib.warehouse import WarehouseBusyError, markdown_table, open_warehouse
 
 # A locked warehouse (another process briefly holding DuckDB's write lock) is the
 # one transient failure here: it is retried (RetryRequested); bad files are not.
@@ -34,7 +34,7 @@ def _load(context: dg.AssetExecutionContext, crm: PipelineSettings, entity: land
     hashed = data_files(s.landing_dir) if entity.name == "orders" else files if manifest else []
     hashes = {p.name: file_sha256(p) for p in hashed}
     try:
-        with connect(s.warehouse) as con:
+        with open_warehouse(s) as con:
             report = landing.load_entity(con, entity, files)
             _check_manifest(files, report, manifest, hashes)
             if entity.name == "orders":

@@ -9,8 +9,10 @@ last good scores.
 
 import base64
 import json
-import math
+from collections.abc import Mapping
 from datetime import timedelta
+from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import pandas as pd
@@ -19,11 +21,16 @@ from ml import backtest as bt
 from ml import histogram as hist
 from ml import model_card, plots, purchase_models, scoring, spend_model, tracking
 from ml.errors import ModelError
+from ml.fitting import parameter_problem
+from ml.histogram import DataSummary
+from ml.purchase_models import PurchaseModel
+from ml.spend_model import FittedSpendModel
 from orchestration.defs.resources import PipelineSettings
 from orchestration.errors import CrmError
 from orchestration.lib import model_store as store
+from orchestration.lib.files import write_atomic
 from orchestration.lib.holdback import relative_change
-from orchestration.lib.warehouse import connect, markdown_table
+from orchestration.lib.warehouse import markdown_table, open_warehouse
 
 CHECK_CONVERGED = "model_converged"
 CHECK_FINITE = "parameters_finite"
@@ -66,8 +73,27 @@ def _img(png: bytes) -> str:
     return f"![plot](data:image/png;base64,{base64.b64encode(png).decode()})"
 
 
-def _finite_positive(params: dict[str, float]) -> bool:
-    return all(math.isfinite(v) and v > 0 for v in params.values())
+def _model_asset(**kwargs: Any) -> Any:
+    """`dg.asset` in the model group, computed in Python on the DuckDB warehouse."""
+    return dg.asset(group_name="model", kinds={"python", "duckdb"}, **kwargs)
+
+
+def _fit_rows(
+    models: Mapping[str, PurchaseModel],
+    stage: str,
+    result: bt.BacktestResult,
+    data: DataSummary,
+) -> list[store.RunRow]:
+    """One model.clv_model_runs row per purchase model fitted at `stage`."""
+    return [
+        store.RunRow(
+            model=k, stage=stage, params=m.params, selected=k == result.selected,
+            penalizer=m.penalizer, log_likelihood=m.log_likelihood, customers=m.customers,
+            repeat_customers=data.repeat_customers, histogram_rows=data.histogram_rows,
+            metrics=result.metrics[k].__dict__ if k in result.metrics else None,
+        )
+        for k, m in models.items()
+    ]  # fmt: skip
 
 
 def _skipped(context, s, reason: str):
@@ -77,7 +103,7 @@ def _skipped(context, s, reason: str):
     list that needs no model scores are published; lists ranked or filtered on scores
     are not built (campaign_exclusions says why) and no stale scores are used.
     """
-    with connect(s.warehouse) as con:
+    with open_warehouse(s) as con:
         store.record_runs(
             con, run_id=context.run_id, model_version="", as_of=s.as_of,
             time_unit=s.time_unit, holdout_days=s.holdout_days,
@@ -98,9 +124,7 @@ def _skipped(context, s, reason: str):
     yield dg.AssetCheckResult(check_name=CHECK_DRIFT, passed=True, description="model skipped")
 
 
-@dg.asset(
-    group_name="model",
-    kinds={"python", "duckdb"},
+@_model_asset(
     deps=["customer_features", "customer_features_backtest", "repeat_purchases_weekly"],
     check_specs=MODEL_CHECKS,
     description=(
@@ -114,7 +138,7 @@ def _skipped(context, s, reason: str):
 def clv_model(context: dg.AssetExecutionContext, crm: PipelineSettings):
     s = crm.settings()
     unit = s.time_unit
-    with connect(s.warehouse, read_only=True) as con:
+    with open_warehouse(s, read_only=True) as con:
         features, calibration = store.read_features(con)
         weekly = store.read_weekly_repeat_purchases(con)
     try:
@@ -150,7 +174,7 @@ def clv_model(context: dg.AssetExecutionContext, crm: PipelineSettings):
     calibration_end = s.as_of - timedelta(days=s.holdout_days)
     selected = final[result.selected]
     beats = bt.beats_baseline(result)
-    finite = _finite_positive(selected.params) and _finite_positive(spend.params)
+    finite = parameter_problem(selected.params | spend.params) is None
     status = "ok" if beats and finite else "failed-gate"
     reason = result.selection_reason
 
@@ -177,7 +201,7 @@ def clv_model(context: dg.AssetExecutionContext, crm: PipelineSettings):
                 end=s.as_of,
             ),
             calibration_end,
-            purchase_models.MODEL_LABELS.get(result.selected, result.selected),
+            selected.label,
         ),
     }
     params_doc = {
@@ -194,39 +218,24 @@ def clv_model(context: dg.AssetExecutionContext, crm: PipelineSettings):
         "spend_model": spend.to_dict(),
         "failures": {**result.failures, **failures},
     }
-    store.write_text_atomic(folder / "params.json", json.dumps(params_doc, indent=2) + "\n")
-    store.write_text_atomic(folder / "model_card.md", card)
+    write_atomic(folder / "params.json", json.dumps(params_doc, indent=2) + "\n")
+    write_atomic(folder / "model_card.md", card)
     for name, png in pngs.items():
-        store.write_text_atomic(folder / name, png)
+        write_atomic(folder / name, png)
     metrics = result.metrics_table()
     metrics.to_csv(folder / "backtest_metrics.csv", index=False)
 
     # --- history: model.clv_model_runs
     rows = [
-        store.RunRow(
-            model=k, stage="calibration", params=m.params, selected=k == result.selected,
-            penalizer=m.penalizer, log_likelihood=m.log_likelihood, customers=m.customers,
-            repeat_customers=result.calibration.repeat_customers,
-            histogram_rows=result.calibration.histogram_rows,
-            metrics=result.metrics[k].__dict__,
-        )
-        for k, m in result.fitted.items()
-    ] + [
-        store.RunRow(
-            model=k, stage="final", params=m.params, selected=k == result.selected,
-            penalizer=m.penalizer, log_likelihood=m.log_likelihood, customers=m.customers,
-            repeat_customers=summary.repeat_customers, histogram_rows=summary.histogram_rows,
-            metrics=result.metrics[k].__dict__ if k in result.metrics else None,
-        )
-        for k, m in final.items()
-    ] + [
+        *_fit_rows(result.fitted, "calibration", result, result.calibration),
+        *_fit_rows(final, "final", result, summary),
         store.RunRow(
             model="gamma_gamma", stage="final", params=spend.params, selected=True,
             penalizer=spend.penalizer, log_likelihood=spend.log_likelihood,
             customers=spend.customers, frequency_spend_corr=spend.frequency_spend_corr,
-        )
+        ),
     ]  # fmt: skip
-    with connect(s.warehouse) as con:
+    with open_warehouse(s) as con:
         previous = store.previous_published(con, result.selected, context.run_id)
         store.record_runs(
             con, run_id=context.run_id, model_version=version, as_of=s.as_of, time_unit=unit,
@@ -252,6 +261,7 @@ def clv_model(context: dg.AssetExecutionContext, crm: PipelineSettings):
             "holdout_by_frequency": dg.MetadataValue.md(_img(pngs["holdout_by_frequency.png"])),
             "weekly_tracking": dg.MetadataValue.md(_img(pngs["weekly_tracking.png"])),
             "model_card": dg.MetadataValue.path(str(folder / "model_card.md")),
+            "params_file": dg.MetadataValue.path(str(folder / "params.json")),
         }
     )
     yield dg.AssetCheckResult(
@@ -289,9 +299,7 @@ def clv_model(context: dg.AssetExecutionContext, crm: PipelineSettings):
     )
 
 
-@dg.asset(
-    group_name="model",
-    kinds={"python", "duckdb"},
+@_model_asset(
     deps=[clv_model],
     description=(
         "One row per customer with a purchase: P(alive), probability of a purchase in the next "
@@ -303,38 +311,40 @@ def clv_model(context: dg.AssetExecutionContext, crm: PipelineSettings):
 )
 def customer_scores(context: dg.AssetExecutionContext, crm: PipelineSettings):
     s = crm.settings()
-    with connect(s.warehouse, read_only=True) as con:
-        features, _ = store.read_features(con)
-        fits = store.run_artifacts(con, context.run_id)
-    if fits.empty or (fits["status"] == "skipped").any():
+    # the model comes from clv_model's artifact (models/<version>/params.json), named by
+    # its latest materialization: this run's, or the last one when scores run alone
+    fitted = context.instance.get_latest_materialization_event(dg.AssetKey("clv_model"))
+    metadata = (
+        fitted.asset_materialization.metadata if fitted and fitted.asset_materialization else {}
+    )
+    if "params_file" not in metadata:
         # the model was skipped (thin data): publish no scores; lists needing them are not built
         context.log.warning("no CLV model for this run (skipped); no scores were written")
-        with connect(s.warehouse) as con:
+        with open_warehouse(s) as con:
             store.ensure_scores_table(con)
             # scores of this day from an earlier run are not this run's: lists needing
             # scores are not built on them (later days' scores are not touched)
             con.execute(f"delete from {store.SCORES_TABLE} where as_of_date = ?", [s.as_of])
         return dg.MaterializeResult(metadata={"skipped": True, "dagster/row_count": 0})
-    chosen = fits[fits["selected"] & (fits["model"] != "gamma_gamma")].iloc[0]
-    gg = fits[fits["model"] == "gamma_gamma"].iloc[0]
-    version = str(chosen["model_version"])
-    purchase = purchase_models.load_purchase_model(
-        str(chosen["model"]), json.loads(chosen["params"]), str(chosen["time_unit"])
-    )
-    spend = spend_model.load_spend_model(json.loads(gg["params"]))
+    doc = json.loads(Path(str(metadata["params_file"].value)).read_text(encoding="utf-8"))
+    purchase = PurchaseModel.from_dict(doc["purchase_models"][doc["selected"]])
+    spend = FittedSpendModel.from_dict(doc["spend_model"])
+    version = str(doc["model_version"])
+    with open_warehouse(s, read_only=True) as con:
+        features, _ = store.read_features(con)
     scores = scoring.score_customers(
-        features, purchase, spend, time_unit=str(chosen["time_unit"]),
+        features, purchase, spend, time_unit=doc["time_unit"],
         discount_rate_monthly=s.discount_rate_monthly, model_version=version,
     )  # fmt: skip
     scores.insert(1, "as_of_date", s.as_of)
-    with connect(s.warehouse) as con:
+    with open_warehouse(s) as con:
         store.write_scores(con, scores)
-        store.mark_published(con, str(chosen["run_id"]))
+        store.mark_published(con, str(doc["run_id"]))
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": len(scores),
             "model_version": version,
-            "model": str(chosen["model"]),
+            "model": purchase.name,
             "churn_risk": dg.MetadataValue.json(
                 {str(k): int(v) for k, v in scores["churn_risk"].value_counts().items()}
             ),

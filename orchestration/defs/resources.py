@@ -1,34 +1,28 @@
 """Resources: the pipeline settings and the dbt CLI."""
 
-import sys
+import shutil
 from datetime import date
 from pathlib import Path
 
 import dagster as dg
-from dagster_dbt import DbtCliResource, DbtProject
 from pydantic import PrivateAttr
 
+from orchestration.defs.project import dbt_cli, dbt_project
 from orchestration.lib.exports import clean_leftovers, export_lock, is_backfill
+from orchestration.lib.run_events import instance_events, planned_steps, verdict
 from orchestration.lib.run_guard import RunGuard, begin_run
-from orchestration.settings import (
-    DBT_PROJECT_DIR,
-    Settings,
-    load_settings,
-    parse_as_of,
-    run_tags,
-)
+from orchestration.settings import Settings, load_settings, run_tags
 
-_DBT = Path(sys.executable).with_name("dbt")
 _GUARDS: dict[str, tuple[RunGuard, int]] = {}  # run_id -> (guard, resource users)
 _PINNED_AS_OF: dict[str, date] = {}  # run_id -> the as-of fixed when the run started
-dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
 
 
 class PipelineSettings(dg.ConfigurableResource):
-    """The run's settings: CRM_* environment variables, optionally overridden per run.
+    """The run's settings (orchestration.settings), optionally overridden per run.
 
-    Leave a field empty to use the environment (see .env.example). In the
-    Dagster UI launchpad you can set e.g. `as_of` to re-run an earlier day.
+    Leave a field empty to use the environment or .env (see .env.example). In the
+    Dagster UI launchpad you can set e.g. `as_of` to re-run an earlier day, or
+    `accept_input_change` to publish lists the hold-back checks stopped.
     """
 
     as_of: str = ""
@@ -36,6 +30,7 @@ class PipelineSettings(dg.ConfigurableResource):
     warehouse: str = ""
     export_dir: str = ""
     models_dir: str = ""
+    accept_input_change: bool = False
     _guard: RunGuard | None = PrivateAttr(default=None)
     _run_id: str | None = PrivateAttr(default=None)
 
@@ -79,6 +74,11 @@ class PipelineSettings(dg.ConfigurableResource):
             _GUARDS[context.run_id] = (guard, users - 1)
             return
         del _GUARDS[context.run_id]
+        # the run's dbt target folder (see transform._run_target): its logs are in the run's
+        shutil.rmtree(
+            dbt_project.project_dir / dbt_project.target_path / "runs" / context.run_id,
+            ignore_errors=True,
+        )
         resolved = self._resolved()
         _PINNED_AS_OF.pop(context.run_id, None)
         if not _run_completed(context):
@@ -104,23 +104,20 @@ class PipelineSettings(dg.ConfigurableResource):
                     )
 
     def settings(self) -> Settings:
+        """This run's settings, on the run's working copy of the warehouse."""
         s = self._resolved()
-        if self._guard is not None:
-            s = s.with_overrides(warehouse=self._guard.work)
-        s.export_env()
-        return s
+        return s.with_overrides(warehouse=self._guard.work) if self._guard else s
 
     def _resolved(self) -> Settings:
-        s = load_settings()
         pinned = _PINNED_AS_OF.get(self._run_id or "")
-        s = s.with_overrides(
-            as_of_override=pinned or (parse_as_of(self.as_of, "as_of") if self.as_of else None),
-            landing_dir=Path(self.landing_dir).resolve() if self.landing_dir else None,
-            warehouse=Path(self.warehouse).resolve() if self.warehouse else None,
-            export_dir=Path(self.export_dir).resolve() if self.export_dir else None,
-            models_dir=Path(self.models_dir).resolve() if self.models_dir else None,
+        return load_settings(
+            as_of=pinned or self.as_of or None,
+            landing_dir=self.landing_dir or None,
+            warehouse=self.warehouse or None,
+            export_dir=self.export_dir or None,
+            models_dir=self.models_dir or None,
+            accept_input_change=self.accept_input_change or None,
         )
-        return s
 
     def as_of_date(self) -> date:
         return self.settings().as_of
@@ -129,11 +126,11 @@ class PipelineSettings(dg.ConfigurableResource):
 def published_scores_version(s: Settings) -> str | None:
     """Point models/LATEST at the model version of the published customer_scores."""
     from orchestration.lib.model_store import SCORES_TABLE, set_latest
-    from orchestration.lib.warehouse import connect, table_exists
+    from orchestration.lib.warehouse import open_warehouse, table_exists
 
     if not s.warehouse.exists():
         return None
-    with connect(s.warehouse, read_only=True) as con:
+    with open_warehouse(s, read_only=True) as con:
         if not table_exists(con, SCORES_TABLE):
             return None
         version = con.execute(f"select any_value(model_version) from {SCORES_TABLE}").fetchall()
@@ -146,34 +143,8 @@ def published_scores_version(s: Settings) -> str | None:
 def _run_completed(context: dg.InitResourceContext) -> bool:
     """Positive evidence that the run reached its end: every step of its plan succeeded,
     and no blocking (ERROR) asset check failed. Absence of a failure is not enough."""
-    instance = context.instance
-    run = instance.get_run_by_id(context.run_id)
-    if run is None or run.execution_plan_snapshot_id is None:
-        return False
-    plan = instance.get_execution_plan_snapshot(run.execution_plan_snapshot_id)
-    planned = set(plan.step_keys_to_execute)
-    succeeded: set[str] = set()
-    records = instance.all_logs(
-        context.run_id,
-        of_type={
-            dg.DagsterEventType.STEP_SUCCESS,
-            dg.DagsterEventType.STEP_FAILURE,
-            dg.DagsterEventType.ASSET_CHECK_EVALUATION,
-        },
-    )
-    for record in records:
-        event = record.dagster_event
-        if event is None:
-            continue
-        if event.event_type == dg.DagsterEventType.STEP_FAILURE:
-            return False
-        if event.event_type == dg.DagsterEventType.STEP_SUCCESS:
-            succeeded.add(event.step_key or "")
-            continue
-        ev = event.event_specific_data
-        if not ev.passed and ev.severity == dg.AssetCheckSeverity.ERROR:
-            return False
-    return bool(planned) and planned <= succeeded
+    instance, run_id = context.instance, context.run_id
+    return verdict(instance_events(instance, run_id), planned_steps(instance, run_id)).completed
 
 
 def _fail_orphaned_runs(context: dg.InitResourceContext, warehouse: Path) -> None:
@@ -196,10 +167,5 @@ def _fail_orphaned_runs(context: dg.InitResourceContext, warehouse: Path) -> Non
 def make_resources() -> dict[str, object]:
     return {
         "crm": PipelineSettings(),
-        "dbt": DbtCliResource(
-            project_dir=dbt_project,
-            profiles_dir=DBT_PROJECT_DIR,
-            # the dbt installed beside this Python, so no PATH set-up is needed
-            dbt_executable=str(_DBT) if _DBT.exists() else "dbt",
-        ),
+        "dbt": dbt_cli(),
     }

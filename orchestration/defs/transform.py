@@ -6,8 +6,8 @@ person wants to see (segment and stage counts, cut-offs, quarantine reasons).
 """
 
 import json
-import os
 import shutil
+import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -15,11 +15,10 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 
-from orchestration.defs.resources import PipelineSettings, dbt_project
+from orchestration.defs.project import dbt_project, dbt_vars
+from orchestration.defs.resources import PipelineSettings
 from orchestration.errors import CrmError
-from orchestration.lib.dbt_manifest import ensure_manifest
-from orchestration.lib.playbook import load_playbook
-from orchestration.lib.warehouse import connect, counts, markdown_table
+from orchestration.lib.warehouse import counts, markdown_table, open_warehouse
 from orchestration.settings import Settings
 
 
@@ -97,42 +96,42 @@ def _table_metadata(con, s: Settings, name: str) -> dict[str, Any]:
 CAMPAIGNS = "path:models/campaigns"
 
 
+def _run_target(context: dg.AssetExecutionContext) -> Path:
+    """One dbt target folder per run, shared by the run's dbt steps, so the second reuses
+    the first one's parse (dbt's partial parsing); folders of runs over a day old go."""
+    runs = dbt_project.project_dir / dbt_project.target_path / "runs"
+    if runs.is_dir():
+        for old in runs.iterdir():
+            if old.is_dir() and time.time() - old.stat().st_mtime > 86_400:
+                shutil.rmtree(old, ignore_errors=True)
+    return runs / context.run_id
+
+
 def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, s: Settings) -> Iterator[Any]:
     """`dbt build` of this asset's selection, then enrich the marts' materializations."""
-    dbt_vars = {**s.dbt_vars(), "playbook": load_playbook(s.playbook).to_dbt_var()}
     context.log.info(f"dbt build as of {s.as_of} on {s.warehouse}")
     invocation = dbt.cli(
         # buildable: a test runs only with all its parents built (or upstream of this step)
-        ["build", "--vars", json.dumps(dbt_vars), "--indirect-selection", "buildable"],
+        ["build", "--vars", json.dumps(dbt_vars(s)), "--indirect-selection", "buildable"],
         context=context,
         raise_on_error=False,
+        target_path=_run_target(context),
     )
     # dbt holds the DuckDB file while it runs: collect its events, then enrich.
     events = list(invocation.stream())
-    with connect(s.warehouse, read_only=True) as con:
+    with open_warehouse(s, read_only=True) as con:
         for event in events:
             if isinstance(event, dg.Output | dg.MaterializeResult) and hasattr(event, "metadata"):
                 key = _asset_name(event)
                 if key and (extra := _table_metadata(con, s, key)):
                     event = event.with_metadata({**(event.metadata or {}), **extra})
             yield event
-    failure = None if invocation.is_successful() else _dbt_failures(invocation)
-    # Keep this parse for the next invocation with the same vars (the campaign step of
-    # this run; dbt re-parses everything when vars differ, costing seconds), then drop
-    # the invocation's own target folder: the run's logs keep dbt's output.
-    parsed = Path(invocation.target_path) / "partial_parse.msgpack"
-    if parsed.exists():
-        shared = dbt_project.project_dir / "target" / "partial_parse.msgpack"
-        tmp = shared.with_name(f".partial_parse.{os.getpid()}.msgpack")
-        shutil.copyfile(parsed, tmp)
-        os.replace(tmp, shared)
-    shutil.rmtree(invocation.target_path, ignore_errors=True)
-    if failure is not None:
-        raise CrmError(f"dbt build failed: {failure}")
+    if not invocation.is_successful():
+        raise CrmError(f"dbt build failed: {_dbt_failures(invocation)}")
 
 
 @dbt_assets(
-    manifest=ensure_manifest(),
+    manifest=dbt_project.manifest_path,
     project=dbt_project,
     dagster_dbt_translator=CrmDbtTranslator(),
     exclude=CAMPAIGNS,
@@ -145,7 +144,7 @@ def crm_dbt_models(
 
 
 @dbt_assets(
-    manifest=ensure_manifest(),
+    manifest=dbt_project.manifest_path,
     project=dbt_project,
     dagster_dbt_translator=CrmDbtTranslator(),
     select=CAMPAIGNS,

@@ -1,838 +1,515 @@
-"""Great Expectations (1.x) validation of the landed orders and members.
+"""great-expectations on the landed data, before staging: what dbt cannot check.
 
-The rules run as GE expectation suites against the DuckDB warehouse through a
-GE SQL data source (SQLAlchemy + duckdb-engine), so DuckDB does the counting
-and GE only fetches aggregates and a few example rows: nothing is loaded into
-pandas, whatever the number of orders.
+dbt's staging models type every landed row and quarantine the ones they cannot use;
+their tests guard keys, not-null and types. What they cannot see is the batch as a
+whole: how many rows stopped being readable, values outside the plausible ranges, and
+whether the batch still looks like the previous one. That is checked here, on
+`raw.orders`, `raw.members` and `raw.suppression` (see CHECKS and docs/data-quality.md).
 
-What is validated (one rule = one Dagster asset check, see RULES):
+How it runs (nothing is loaded into pandas, whatever the number of orders):
 
-- the usable orders / members (`staging.stg_shop__orders`, `staging.stg_shop__members`):
-  required columns and types, unique and present keys, amounts not negative —
-  `error` rules that guard every model input;
-- every landed row (`staging.base_shop__orders`, `staging.base_shop__members`,
-  `raw.members`): the row-level rules staging already quarantines (missing ids,
-  unparseable dates and amounts, negative amounts, unknown statuses), dates after
-  the as-of date, orders of members missing from the members file and unreadable
-  marketing consent — `warn` rules: the rows are set aside or derived, not lost,
-  and the counts say how much.
-
-Usage: `validate(warehouse, Params(as_of=...))` returns one `Outcome` per rule.
-The warehouse is opened read-only; no GE files are written (ephemeral context).
+1. DuckDB reads each raw table once into a scratch database beside the warehouse
+   (deleted afterwards), keeping per row only its provenance (file, row), the values of
+   the non-personal columns (VALUES) typed with staging's own dbt macros (rendered from
+   dbt_project/macros/parsing.sql: the same date and amount layouts and consent words),
+   the landed text of such a value when staging cannot read it, and for every other
+   column only whether it is filled. Personal data never reaches GX: not its results,
+   not Data Docs, not the check metadata.
+2. GX runs the suites as SQL on that scratch file and writes Data Docs to `docs_dir()`.
+3. DuckDB profiles each table (rows, null shares, amount mean/median/quantiles, value
+   shares). The profile is kept as JSON beside the Data Docs when the table's validation
+   succeeded (no ERROR check failed); the next run's drift expectations are built from it.
 """
 
 from __future__ import annotations
 
-import logging
+import json
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
-from datetime import date
+import shutil
+import tempfile
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, Literal
 
 from orchestration.errors import CrmError
+from orchestration.lib.landing import ENTITIES
+from orchestration.settings import DBT_PROJECT_DIR
 
-Severity = Literal["error", "warn"]
-Entity = Literal["orders", "members"]
+Table = Literal["orders", "members", "suppression"]
+TABLES: tuple[Table, ...] = ("orders", "members", "suppression")
 
-#: Normalised order statuses (staging maps synonyms such as `completed`, `已退款` onto these).
-KNOWN_STATUSES: tuple[str, ...] = ("paid", "cancelled", "refunded")
-#: Marketing-consent spellings staging reads (case and surrounding spaces ignored),
-#: mirroring the `parse_bool` dbt macro.
-CONSENT_VALUES: tuple[str, ...] = (
-    *("true", "t", "1", "yes", "y", "是", "同意"),
-    *("false", "f", "0", "no", "n", "否", "不同意"),
-)
-
-STG_ORDERS = "staging.stg_shop__orders"
-BASE_ORDERS = "staging.base_shop__orders"
-STG_MEMBERS = "staging.stg_shop__members"
-BASE_MEMBERS = "staging.base_shop__members"
-RAW_MEMBERS = "raw.members"
-
-# Columns that identify an example row, per table (present in every version of the table).
-_INDEX_COLUMNS: dict[str, tuple[str, ...]] = {
-    STG_ORDERS: ("source_file", "source_row", "order_id", "member_id"),
-    BASE_ORDERS: ("source_file", "source_row", "order_id", "invalid_reason"),
-    STG_MEMBERS: ("member_id",),
-    BASE_MEMBERS: ("source_file", "source_row", "member_id", "invalid_reason"),
-    RAW_MEMBERS: ("_source_file", "_source_row", "member_id"),
+#: The columns whose values GX sees, per raw table, and how staging types them. Every
+#: other column (ids, names, phones, emails, birthdays, addresses, free text) is reduced
+#: to "filled or not". An allow-list, so a column added to the landing contract stays
+#: hidden until someone decides it is not personal.
+VALUES: dict[Table, dict[str, str]] = {
+    "orders": {"ordered_at": "date", "amount": "amount", "status": "text", "channel": "text"},
+    "members": {
+        "registered_at": "date",
+        "acquisition_cost": "amount",
+        "acquisition_channel": "text",
+        "marketing_consent": "consent",
+    },
+    "suppression": {},
 }
+#: The do-not-contact identifiers whose coverage must not shrink.
+IDENTIFIERS = ("member_id", "phone", "email")
+#: ERROR when fewer of the landed order rows have a readable date and amount.
+MIN_READABLE = 0.5
+#: Drift tolerances against the previous profile (rows: CRM_MAX_ROWS_DROP).
+NULL_SHARE_POINTS = 0.10  # a column's share of empty values moves at most 10 points
+CENTER_CHANGE = 0.25  # amount mean and median move at most 25%
+VALUE_SHARE_POINTS = 0.10  # a value with >= 10% of the rows loses at most 10 points
+MAX_VALUES = 50  # a text column with more distinct values is not treated as a value set
+EXAMPLES = 5
+MISSING = "(missing)"  # shown for a required value that was not given
+QUANTILES = ("p05", "p25", "p50", "p75", "p95")
+SITE = "crm_raw_data"
 
-# Expected column types of the staged tables the models read, as SQLAlchemy type names
-# (GE checks `isinstance` against them: VARCHAR is a String, DECIMAL(18,2) a DECIMAL, ...).
-_TEXT, _TS, _DATE, _DEC, _INT, _BOOL = "String", "DateTime", "Date", "DECIMAL", "Integer", "Boolean"
-_STG_ORDERS_TYPES = {
-    "order_id": _TEXT,
-    "member_id": _TEXT,
-    "ordered_at": _TS,
-    "order_date": _DATE,
-    "amount": _DEC,
-    "status": _TEXT,
-    "is_purchase": _BOOL,
-    "source_file": _TEXT,
-    "source_row": _INT,
-}
-_STG_MEMBERS_TYPES = {
-    "member_id": _TEXT,
-    "registered_at": _DATE,
-    "marketing_consent": _BOOL,
-    "acquisition_cost": _DEC,
-}
-
-_ROW_COUNT_RULE = "__row_count__"
+Kind = Literal["parse", "readable", "range", "drift"]
 
 
 @dataclass(frozen=True)
-class Params:
-    """What the suites are built from."""
-
-    as_of: date
-    known_statuses: tuple[str, ...] = KNOWN_STATUSES
-    consent_values: tuple[str, ...] = CONSENT_VALUES
-    max_examples: int = 5
-
-
-@dataclass(frozen=True)
-class Rule:
-    """One validation rule: a few GE expectations on one table, reported as one check.
-
-    `kind`: "rows" = column expectations counting rows (examples via the index columns);
-    "columns" = the table's columns and their types (unexpected = bad columns);
-    "query" = custom-SQL `UnexpectedRowsExpectation`s, e.g. across tables.
-    """
+class Check:
+    """One Dagster asset check on `raw_<table>`: a group of GX expectations."""
 
     name: str
-    entity: Entity
-    table: str
-    severity: Severity
+    table: Table
+    kind: Kind
+    severity: Literal["warn", "error"]
     description: str
-    noun: str  # what element_count counts, e.g. "usable orders"
-    finding: str  # what the unexpected elements have: {has}/{is}/{lack} agree with the count
-    consequence: str  # what happens to them (said when the rule fails)
-    expectations: Callable[[Params], list[Any]] = field(repr=False)
-    kind: Literal["rows", "columns", "query"] = "rows"
-    missing_note: str = ""  # for rows counted as "missing" (allowed, but worth saying)
+
+    @property
+    def asset(self) -> str:
+        return f"raw_{self.table}"
 
     @property
     def blocking(self) -> bool:
         return self.severity == "error"
 
 
-@dataclass(frozen=True)
-class Outcome:
-    """The result of one rule."""
-
-    name: str
-    entity: Entity
-    table: str
-    severity: Severity
-    blocking: bool
-    success: bool
-    unexpected_count: int
-    element_count: int
-    examples: list[dict[str, Any]]
-    sentence: str
-    expectations: tuple[str, ...]
-    missing_count: int | None = None
-    error: str | None = None  # set when an expectation could not be evaluated
-
-    @property
-    def unexpected_percent(self) -> float:
-        return 100.0 * self.unexpected_count / self.element_count if self.element_count else 0.0
-
-
-# --------------------------------------------------------------------------- rules
-
-
-def _gxe() -> Any:
-    _quiet_gx()
-    import great_expectations.expectations as gxe
-
-    return gxe
-
-
-def _not_null(*columns: str) -> Callable[[Params], list[Any]]:
-    return lambda p: [_gxe().ExpectColumnValuesToNotBeNull(column=c) for c in columns]
-
-
-def _key(column: str) -> Callable[[Params], list[Any]]:
-    def build(p: Params) -> list[Any]:
-        gxe = _gxe()
-        return [
-            gxe.ExpectColumnValuesToNotBeNull(column=column),
-            gxe.ExpectColumnValuesToBeUnique(column=column),
-        ]
-
-    return build
-
-
-def _columns(types: dict[str, str]) -> Callable[[Params], list[Any]]:
-    def build(p: Params) -> list[Any]:
-        gxe = _gxe()
-        out: list[Any] = [
-            gxe.ExpectTableColumnsToMatchSet(column_set=list(types), exact_match=False)
-        ]
-        out += [
-            gxe.ExpectColumnValuesToBeInTypeList(column=c, type_list=[t]) for c, t in types.items()
-        ]
-        return out
-
-    return build
-
-
-def _status_known(p: Params) -> list[Any]:
-    gxe = _gxe()
-    return [
-        gxe.ExpectColumnValuesToNotBeNull(column="status"),
-        gxe.ExpectColumnValuesToBeInSet(column="status", value_set=list(p.known_statuses)),
-    ]
-
-
-def _consent_recognised(p: Params) -> list[Any]:
-    # Staging's clean_text + parse_bool, in SQL (GE has no regex support for DuckDB).
-    # Braces are doubled: GE fills {batch} with str.format.
-    value = (
-        "lower(nullif(trim(regexp_replace(marketing_consent, "
-        "'[\\s\\x{{00a0}}\\x{{3000}}]+', ' ', 'g')), ''))"
-    )
-    words = ", ".join("'" + w.replace("'", "''") + "'" for w in p.consent_values)
-    select = "select _source_file as source_file, _source_row as source_row, member_id, "
-    gxe = _gxe()
-    return [
-        gxe.UnexpectedRowsExpectation(
-            unexpected_rows_query=f"{select}marketing_consent from {{batch}} "
-            f"where {value} is not null and {value} not in ({words})",
-        ),
-        gxe.UnexpectedRowsExpectation(
-            unexpected_rows_query=f"{select}marketing_consent from {{batch}} where {value} is null",
-            meta={"counts_as": "missing"},
-        ),
-    ]
-
-
-def _member_known(p: Params) -> list[Any]:
-    return [
-        _gxe().UnexpectedRowsExpectation(
-            unexpected_rows_query=(
-                # GE leaves aliasing to queries with a JOIN: {batch} is the bare subquery
-                "select o.source_file, o.source_row, o.order_id, o.member_id from {batch} as o "
-                f"left join {STG_MEMBERS} as m on m.member_id = o.member_id "
-                "where m.member_id is null"
-            ),
-        )
-    ]
-
-
-RULES: tuple[Rule, ...] = (
-    # ---- orders: guards of the model inputs (stg_shop__orders) ----
-    Rule(
-        name="orders_columns_and_types",
-        entity="orders",
-        table=STG_ORDERS,
-        severity="error",
-        description=(
-            "stg_shop__orders has the columns the models read, with their types "
-            "(ids text, ordered_at timestamp, order_date date, amount decimal, ...)."
-        ),
-        noun="required columns",
-        finding="{is} missing or of another type",
-        consequence="the models cannot read the staged orders",
-        expectations=_columns(_STG_ORDERS_TYPES),
-        kind="columns",
+CHECKS: tuple[Check, ...] = (
+    Check(
+        "orders_values_parse",
+        "orders",
+        "parse",
+        "warn",
+        "Landed order rows whose ordered_at or amount is missing or in a layout staging "
+        "does not read (its dbt macros parse_timestamp / parse_amount), and rows the CSV "
+        "reader could not split. WARN: staging quarantines these rows with the reason.",
     ),
-    Rule(
-        name="orders_order_id_unique",
-        entity="orders",
-        table=STG_ORDERS,
-        severity="error",
-        description="Every usable order (stg_shop__orders) has an order_id, and no order_id "
-        "appears twice (exact duplicates and superseded versions are already removed).",
-        noun="usable orders",
-        finding="{has} a missing or repeated order_id",
-        consequence="orders would be counted twice downstream",
-        expectations=_key("order_id"),
+    Check(
+        "orders_mostly_readable",
+        "orders",
+        "readable",
+        "error",
+        f"At least {MIN_READABLE:.0%} of the landed order rows have a readable ordered_at "
+        "and amount. ERROR and blocking: below that the export's format has changed (a new "
+        "date layout, another decimal mark) and every score and list would be computed "
+        "from a fraction of the orders; nothing downstream notices, because the rows are "
+        "quarantined, not lost. Fix the export (or the staging macro) and run again.",
     ),
-    Rule(
-        name="orders_amount_not_negative",
-        entity="orders",
-        table=STG_ORDERS,
-        severity="error",
-        description="Every usable order has an amount, and no amount is negative.",
-        noun="usable orders",
-        finding="{has} a missing or negative amount",
-        consequence="spend and lifetime value would be wrong",
-        expectations=lambda p: [
-            _gxe().ExpectColumnValuesToNotBeNull(column="amount"),
-            _gxe().ExpectColumnValuesToBeBetween(column="amount", min_value=0),
-        ],
+    Check(
+        "orders_values_in_range",
+        "orders",
+        "range",
+        "warn",
+        "Readable order amounts within 0..CRM_MAX_ORDER_AMOUNT and order dates within "
+        "CRM_MIN_ORDER_DATE..the as-of date. WARN: staging quarantines negative, too large "
+        "and too early values; orders after the as-of date are ignored for that date.",
     ),
-    Rule(
-        name="orders_member_id_present",
-        entity="orders",
-        table=STG_ORDERS,
-        severity="error",
-        description="Every usable order names the member who placed it.",
-        noun="usable orders",
-        finding="{lack} a member_id",
-        consequence="these orders belong to no customer",
-        expectations=_not_null("member_id"),
+    Check(
+        "orders_profile_stable",
+        "orders",
+        "drift",
+        "warn",
+        "The landed orders look like the previous successful validation: row count within "
+        "CRM_MAX_ROWS_DROP, each column's share of empty values within "
+        f"{NULL_SHARE_POINTS:.0%} points, amount mean and median within {CENTER_CHANGE:.0%}, "
+        "no new status or channel value, no common value losing more than "
+        f"{VALUE_SHARE_POINTS:.0%} points of its share. WARN: a change worth a look, not "
+        "an error (the lists are held back on shrunk input by input_has_not_shrunk).",
     ),
-    # ---- orders: quality signals on every landed row (base_shop__orders) ----
-    Rule(
-        name="orders_landed_order_id_present",
-        entity="orders",
-        table=BASE_ORDERS,
-        severity="warn",
-        description="Landed order rows without an order_id (quarantined by staging).",
-        noun="landed order rows",
-        finding="{lack} an order_id",
-        consequence="they are in marts.orders_quarantine, not lost",
-        expectations=_not_null("order_id"),
+    Check(
+        "members_values_parse",
+        "members",
+        "parse",
+        "warn",
+        "Landed member rows whose registered_at is missing or unreadable, whose "
+        "acquisition_cost or marketing_consent is given but unreadable (dbt macros "
+        "parse_timestamp, parse_amount, parse_bool), and rows the CSV reader could not "
+        "split. WARN: staging quarantines rows without a readable registered_at; an "
+        "unreadable consent counts as unknown (not contacted where consent is required).",
     ),
-    Rule(
-        name="orders_landed_member_id_present",
-        entity="orders",
-        table=BASE_ORDERS,
-        severity="warn",
-        description="Landed order rows without a member_id (quarantined by staging).",
-        noun="landed order rows",
-        finding="{lack} a member_id",
-        consequence="they are in marts.orders_quarantine, not lost",
-        expectations=_not_null("member_id"),
+    Check(
+        "members_values_in_range",
+        "members",
+        "range",
+        "warn",
+        "Registration dates within CRM_MIN_ORDER_DATE..the as-of date and acquisition "
+        "costs within 0..CRM_MAX_ORDER_AMOUNT. WARN: earlier registrations are quarantined, "
+        "later ones are not members yet at the as-of date.",
     ),
-    Rule(
-        name="orders_landed_ordered_at_parseable",
-        entity="orders",
-        table=BASE_ORDERS,
-        severity="warn",
-        description="Landed order rows whose ordered_at is missing or not a date staging "
-        "can read (quarantined).",
-        noun="landed order rows",
-        finding="{has} a missing or unreadable ordered_at",
-        consequence="they are in marts.orders_quarantine, not lost",
-        expectations=_not_null("ordered_at"),
+    Check(
+        "members_profile_stable",
+        "members",
+        "drift",
+        "warn",
+        "The landed members look like the previous successful validation (same rules as "
+        "orders_profile_stable, on acquisition cost, channel and marketing consent). "
+        "WARN: members are also derived from orders, so a changed members file degrades "
+        "attributes, not the customer base.",
     ),
-    Rule(
-        name="orders_landed_amount_parseable",
-        entity="orders",
-        table=BASE_ORDERS,
-        severity="warn",
-        description="Landed order rows whose amount is missing or not a number staging can "
-        "read (quarantined).",
-        noun="landed order rows",
-        finding="{has} a missing or unreadable amount",
-        consequence="they are in marts.orders_quarantine, not lost",
-        expectations=_not_null("amount"),
-    ),
-    Rule(
-        name="orders_landed_amount_not_negative",
-        entity="orders",
-        table=BASE_ORDERS,
-        severity="warn",
-        description="Landed order rows with a negative amount (quarantined).",
-        noun="landed order rows",
-        finding="{has} a negative amount",
-        consequence="they are in marts.orders_quarantine, not lost",
-        expectations=lambda p: [_gxe().ExpectColumnValuesToBeBetween(column="amount", min_value=0)],
-    ),
-    Rule(
-        name="orders_landed_status_known",
-        entity="orders",
-        table=BASE_ORDERS,
-        severity="warn",
-        description="Landed order rows whose status is not a known one (paid, cancelled, "
-        "refunded or a synonym; empty = paid). Unknown statuses are quarantined.",
-        noun="landed order rows",
-        finding="{has} an unknown status",
-        consequence="they are in marts.orders_quarantine, not lost",
-        expectations=_status_known,
-    ),
-    Rule(
-        name="orders_not_after_as_of",
-        entity="orders",
-        table=STG_ORDERS,
-        severity="warn",
-        description="Usable orders dated after the run's as-of date.",
-        noun="usable orders",
-        finding="{is} dated after the as-of date",
-        consequence="they are ignored for this as-of date",
-        expectations=lambda p: [
-            _gxe().ExpectColumnValuesToBeBetween(column="order_date", max_value=p.as_of)
-        ],
-    ),
-    Rule(
-        name="orders_member_known",
-        entity="orders",
-        table=STG_ORDERS,
-        severity="warn",
-        description="Usable orders whose member_id is not in the members file (checked only "
-        "when a members file was landed).",
-        noun="usable orders",
-        finding="{has} a member_id missing from the members file",
-        consequence="the pipeline derives those members from their orders",
-        expectations=_member_known,
-        kind="query",
-    ),
-    # ---- members ----
-    Rule(
-        name="members_columns_and_types",
-        entity="members",
-        table=STG_MEMBERS,
-        severity="error",
-        description="stg_shop__members has the columns the models read, with their types "
-        "(member_id text, registered_at date, marketing_consent boolean, ...).",
-        noun="required columns",
-        finding="{is} missing or of another type",
-        consequence="the models cannot read the staged members",
-        expectations=_columns(_STG_MEMBERS_TYPES),
-        kind="columns",
-    ),
-    Rule(
-        name="members_member_id_unique",
-        entity="members",
-        table=STG_MEMBERS,
-        severity="error",
-        description="Every usable member (stg_shop__members) has a member_id, and no "
-        "member_id appears twice (disagreeing rows are merged by staging).",
-        noun="usable members",
-        finding="{has} a missing or repeated member_id",
-        consequence="members would be counted twice downstream",
-        expectations=_key("member_id"),
-    ),
-    Rule(
-        name="members_landed_member_id_present",
-        entity="members",
-        table=BASE_MEMBERS,
-        severity="warn",
-        description="Landed member rows without a member_id (quarantined by staging).",
-        noun="landed member rows",
-        finding="{lack} a member_id",
-        consequence="they are in marts.members_quarantine, not lost",
-        expectations=_not_null("member_id"),
-    ),
-    Rule(
-        name="members_landed_registered_at_parseable",
-        entity="members",
-        table=BASE_MEMBERS,
-        severity="warn",
-        description="Landed member rows whose registered_at is missing or not a date staging "
-        "can read (quarantined).",
-        noun="landed member rows",
-        finding="{has} a missing or unreadable registered_at",
-        consequence="they are in marts.members_quarantine; members who ordered are derived "
-        "from their orders",
-        expectations=_not_null("registered_at"),
-    ),
-    Rule(
-        name="members_marketing_consent_recognised",
-        entity="members",
-        table=RAW_MEMBERS,
-        severity="warn",
-        description="Landed marketing_consent values that are neither yes nor no "
-        "(true/false, 1/0, yes/no, 是/否, ...). Empty values are allowed (unknown).",
-        noun="landed member rows",
-        finding="{has} an unrecognised marketing_consent value",
-        consequence="their consent is unknown and treated as no consent",
-        missing_note="no value (consent unknown, treated as no consent)",
-        expectations=_consent_recognised,
-        kind="query",
-    ),
-    Rule(
-        name="members_registered_not_after_as_of",
-        entity="members",
-        table=STG_MEMBERS,
-        severity="warn",
-        description="Usable members registered after the run's as-of date.",
-        noun="usable members",
-        finding="{is} registered after the as-of date",
-        consequence="they are not yet members for this as-of date",
-        expectations=lambda p: [
-            _gxe().ExpectColumnValuesToBeBetween(column="registered_at", max_value=p.as_of)
-        ],
+    Check(
+        "suppression_has_not_shrunk",
+        "suppression",
+        "drift",
+        "error",
+        "The do-not-contact list did not lose more than CRM_MAX_ROWS_DROP of its rows, nor "
+        "of its rows with a member_id, phone or email, against the previous successful "
+        "validation. ERROR and blocking: a truncated or emptied list would let people who "
+        "asked not to be contacted onto the send files. Land the complete list, or accept "
+        "the change once with --accept-input-change (CRM_ACCEPT_INPUT_CHANGE=true).",
     ),
 )
 
 
-def rules_for(entity: Entity) -> list[Rule]:
-    return [r for r in RULES if r.entity == entity]
+@dataclass(frozen=True)
+class Params:
+    as_of: date
+    min_date: date
+    max_amount: float
+    max_rows_drop: float = 0.2
+    accept_input_change: bool = False
+    dbt_vars: Mapping[str, object] = field(default_factory=dict)  # var() of the macros
+    docs: Path | None = None  # Data Docs and profiles; None = docs_dir(warehouse)
 
 
-# --------------------------------------------------------------------------- suites
+@dataclass(frozen=True)
+class Outcome:
+    """The result of one check."""
+
+    check: Check
+    passed: bool
+    sentence: str
+    rows: int = 0
+    unexpected: dict[str, int] = field(default_factory=dict)  # expectation -> rows failing
+    examples: list[dict[str, Any]] = field(default_factory=list)
+    observed: list[dict[str, Any]] = field(default_factory=list)  # aggregate expectations
+    profile: dict[str, Any] | None = None  # this run's profile (drift checks)
+    docs_url: str | None = None
 
 
-@dataclass
-class SuitePlan:
-    """The expectations for one table: one GE suite per result format.
-
-    `rows` holds column expectations (counts, and a query for the unexpected rows);
-    `queries` holds custom-SQL expectations (validated with COMPLETE, which returns their
-    first rows) and the table's row count.
-    """
-
-    table: str
-    rows: Any  # gx.ExpectationSuite
-    queries: Any  # gx.ExpectationSuite
+def docs_dir(warehouse: Path) -> Path:
+    """`gx_docs` beside the warehouse (`gx_docs-cdnow` beside cdnow.duckdb, like
+    DAGSTER_HOME); the settings' `data_docs_dir` (CRM_DATA_DOCS_DIR) defaults to it."""
+    stem = Path(warehouse).stem
+    return Path(warehouse).parent / ("gx_docs" if stem == "warehouse" else f"gx_docs-{stem}")
 
 
-def build_suites(
-    params: Params, rules: Iterable[Rule] = RULES, *, skip: Iterable[str] = ()
-) -> list[SuitePlan]:
-    """GE suites for the rules, grouped by table. Each expectation's meta names its rule."""
-    _quiet_gx()
-    import great_expectations as gx
-
-    gxe = _gxe()
-    skipped = set(skip)
-    plans: dict[str, SuitePlan] = {}
-    for rule in rules:
-        if rule.name in skipped:
-            continue
-        plan = plans.get(rule.table)
-        if plan is None:
-            plan = plans[rule.table] = SuitePlan(
-                table=rule.table,
-                rows=gx.ExpectationSuite(name=f"{rule.table}.rows"),
-                queries=gx.ExpectationSuite(name=f"{rule.table}.queries"),
-            )
-            plan.queries.add_expectation(
-                gxe.ExpectTableRowCountToBeBetween(min_value=0, meta={"rule": _ROW_COUNT_RULE})
-            )
-        suite = plan.queries if rule.kind == "query" else plan.rows
-        for expectation in rule.expectations(params):
-            expectation.meta = {**(expectation.meta or {}), "rule": rule.name}
-            suite.add_expectation(expectation)
-    return list(plans.values())
+def profile_path(docs: Path, table: Table) -> Path:
+    return docs / "profiles" / f"raw_{table}.json"
 
 
-# --------------------------------------------------------------------------- running
+def not_run(check: Check, reason: str) -> Outcome:
+    return Outcome(check, passed=False, sentence=f"Validation could not run: {reason}")
 
 
-def _counting_format(table: str) -> dict[str, Any]:
-    """GE bundles every count of a table into one aggregate query. No example rows are
-    fetched here (`LIMIT 0`): GE instead returns, per expectation, the SQL that selects its
-    unexpected rows with the index columns; that is run only for what failed, with a LIMIT.
-    """
-    return {
-        "result_format": "BASIC",
-        "partial_unexpected_count": 0,
-        "unexpected_index_column_names": list(_INDEX_COLUMNS[table]),
-        "return_unexpected_index_query": True,
-    }
-
-
-def validate(
-    warehouse: Path, params: Params, entities: Sequence[Entity] = ("orders", "members")
-) -> list[Outcome]:
-    """Run the rules of `entities` against the warehouse (read-only); one Outcome per rule."""
-    rules = [r for r in RULES if r.entity in entities]
-    by_name = {r.name: r for r in rules}
-    with _sql_data_source(warehouse) as ds:
-        skip: list[str] = []
-        if "orders" in entities and _scalar(ds, f"select count(*) from {RAW_MEMBERS}") == 0:
-            skip.append("orders_member_known")
-        results: dict[str, list[Any]] = {}
-        errors: dict[str, list[str]] = {}
-        examples: dict[str, list[dict[str, Any]]] = {}
-        row_counts: dict[str, int] = {}
-        for plan in build_suites(params, rules, skip=skip):
-            batch = _batch(ds, plan.table)
-            for suite, result_format in (
-                (plan.rows, _counting_format(plan.table)),
-                (plan.queries, "COMPLETE"),  # custom SQL: COMPLETE returns its first rows
-            ):
-                if not suite.expectations:
-                    continue
-                for r in batch.validate(suite, result_format=result_format).results:
-                    rule_name = r.expectation_config.meta["rule"]
-                    if rule_name == _ROW_COUNT_RULE:
-                        row_counts[plan.table] = int(r.result.get("observed_value") or 0)
-                        continue
-                    rule = by_name[rule_name]
-                    error = _exception_message(r)
-                    if error is not None and rule.kind != "columns":
-                        errors.setdefault(rule.name, []).append(error)
-                        continue
-                    results.setdefault(rule.name, []).append(r)
-                    query = (r.result or {}).get("unexpected_index_query")
-                    if rule.kind == "rows" and not r.success and query and params.max_examples:
-                        found = examples.setdefault(rule.name, [])
-                        found += _first_rows(ds, query, params.max_examples)
-    outcomes = []
-    for rule in rules:
-        if rule.name in skip:
-            outcomes.append(_skipped_member_check(rule, row_counts.get(rule.table, 0)))
-            continue
-        outcome = _fold(
-            rule, results.get(rule.name, []), row_counts, params, examples.get(rule.name, [])
-        )
-        if rule.name in errors:
-            outcome = _errored(outcome, errors[rule.name])
-        outcomes.append(outcome)
+def validate(warehouse: Path, params: Params, tables: Iterable[Table] = TABLES) -> list[Outcome]:
+    """Validate the raw tables, write Data Docs, keep the profiles of successful tables."""
+    warehouse = Path(warehouse).resolve()
+    if not warehouse.exists():
+        raise CrmError(f"warehouse {warehouse} does not exist yet; run `crm run` first")
+    tables = [t for t in TABLES if t in set(tables)]
+    docs = params.docs or docs_dir(warehouse)
+    shutil.rmtree(docs / "validations", ignore_errors=True)  # the index lists this run only
+    with tempfile.TemporaryDirectory(prefix=".gx-", dir=warehouse.parent) as tmp:
+        scratch = Path(tmp) / "raw.duckdb"
+        profiles = _stage(warehouse, scratch, tables, params)
+        previous = {t: _read_profile(docs, t) for t in tables}
+        suites = {t: _suite(t, params, previous[t]) for t in tables}
+        results = _run_gx(scratch, suites, docs)
+    outcomes: list[Outcome] = []
+    for t in tables:
+        result, url = results[t]
+        found = [_fold(c, result, url, profiles[t], previous[t], params) for c in _checks(t)]
+        if all(o.passed for o in found if o.check.severity == "error"):
+            _write_json(profile_path(docs, t), profiles[t])
+        outcomes += found
     return outcomes
 
 
-def _batch(ds: Any, qualified: str) -> Any:
-    schema, table = qualified.split(".", 1)
-    try:
-        asset = ds.add_table_asset(name=qualified, table_name=table, schema_name=schema)
-    except Exception as exc:  # GE wraps the driver's error in its own types
-        raise CrmError(
-            f"cannot validate {qualified}: it is not in the warehouse ({type(exc).__name__}); "
-            "run the pipeline (dbt build) first"
-        ) from exc
-    return asset.add_batch_definition_whole_table("all").get_batch()
+def _checks(table: Table) -> list[Check]:
+    return [c for c in CHECKS if c.table == table]
 
 
-def validate_orders(warehouse: Path, params: Params) -> list[Outcome]:
-    return validate(warehouse, params, ("orders",))
+# --------------------------------------------------------------------- DuckDB: stage, profile
 
 
-def validate_members(warehouse: Path, params: Params) -> list[Outcome]:
-    return validate(warehouse, params, ("members",))
+def _macros(dbt_vars: Mapping[str, object]) -> Any:
+    """`sql(macro, column)`: the SQL staging's dbt macro (macros/parsing.sql) renders."""
+    import jinja2
+
+    def var(name: str, default: object = None) -> object:
+        if name not in dbt_vars and default is None:
+            raise CrmError(f"the parsing macros need the dbt var {name!r}")
+        return dbt_vars.get(name, default)
+
+    path = DBT_PROJECT_DIR / "macros" / "parsing.sql"
+    env = jinja2.Environment(extensions=["jinja2.ext.do"])
+    module = env.from_string(path.read_text(encoding="utf-8")).make_module({"var": var})
+
+    def sql(name: str, col: str) -> str:  # what adapter.dispatch would pick for DuckDB
+        for candidate in (f"duckdb__{name}", f"default__{name}", name):
+            if hasattr(module, candidate):
+                return str(getattr(module, candidate)(col))
+        raise CrmError(f"no dbt macro {name} in {path}")
+
+    return sql
 
 
-def _exception_message(r: Any) -> str | None:
-    """The error of an expectation GE could not evaluate (None when it ran)."""
-    info = r.exception_info or {}
-    # an expectation's own info is flat; failed metrics' infos are keyed by metric id
-    infos = [info] if "raised_exception" in info else list(info.values())
-    for i in infos:
-        if isinstance(i, dict) and i.get("raised_exception"):
-            message = str(i.get("exception_message") or "unknown error").strip()
-            return f"{r.expectation_config.type}: {message.splitlines()[0]}"
-    return None
-
-
-def _errored(outcome: Outcome, errors: list[str]) -> Outcome:
-    return replace(
-        outcome,
-        success=False,
-        error="; ".join(errors),
-        sentence=f"Could not be evaluated on {outcome.table}: {errors[0]}",
-    )
-
-
-def _fold(
-    rule: Rule,
-    results: list[Any],
-    row_counts: dict[str, int],
-    p: Params,
-    row_examples: list[dict[str, Any]],
-) -> Outcome:
-    examples: list[dict[str, Any]] = list(row_examples)
-    missing: int | None = None
-    if rule.kind == "columns":
-        element_count = sum(
-            1 for r in results if r.expectation_config.type != "expect_table_columns_to_match_set"
-        )
-        bad: dict[str, dict[str, Any]] = {}
-        # the table's column list first: a type expectation on a missing column cannot run
-        for r in sorted(results, key=lambda r: "type_list" in r.expectation_config.kwargs):
-            kw = r.expectation_config.kwargs
-            if "type_list" not in kw:
-                if (error := _exception_message(r)) is not None:
-                    raise CrmError(f"cannot read the columns of {rule.table}: {error}")
-                absent = ((r.result.get("details") or {}).get("mismatched") or {}).get("missing")
-                for col in absent or []:
-                    bad[col] = {"column": col, "expected": "present", "observed": "missing"}
-            elif not r.success and kw["column"] not in bad:
-                bad[kw["column"]] = {
-                    "column": kw["column"],
-                    "expected": ", ".join(kw["type_list"]),
-                    "observed": (r.result or {}).get("observed_value", "unknown"),
-                }
-        unexpected = len(bad)
-        examples = list(bad.values())[: p.max_examples]
-    elif rule.kind == "query":
-        element_count = row_counts.get(rule.table, 0)
-        unexpected = 0
-        for r in results:
-            count = int(r.result.get("observed_value") or 0)
-            if (r.expectation_config.meta or {}).get("counts_as") == "missing":
-                missing = count  # reported, not a failure (e.g. empty consent = unknown)
-                continue
-            unexpected += count
-            examples += (r.result.get("details") or {}).get("unexpected_rows") or []
-    else:
-        element_count = max((int(r.result.get("element_count") or 0) for r in results), default=0)
-        unexpected = sum(int(r.result.get("unexpected_count") or 0) for r in results)
-    success = all(
-        r.success
-        for r in results
-        if (r.expectation_config.meta or {}).get("counts_as") != "missing"
-    )
-    examples = _dedupe([_tidy(e) for e in examples])[: p.max_examples]
-    return Outcome(
-        name=rule.name,
-        entity=rule.entity,
-        table=rule.table,
-        severity=rule.severity,
-        blocking=rule.blocking,
-        success=success,
-        unexpected_count=unexpected,
-        element_count=element_count,
-        examples=examples,
-        sentence=_sentence(rule, success, unexpected, element_count, examples, missing),
-        expectations=tuple(dict.fromkeys(r.expectation_config.type for r in results)),
-        missing_count=missing,
-    )
-
-
-def not_run(rule: Rule, reason: str) -> Outcome:
-    """The outcome of a rule whose validation could not run at all (e.g. no warehouse)."""
-    return Outcome(
-        name=rule.name,
-        entity=rule.entity,
-        table=rule.table,
-        severity=rule.severity,
-        blocking=rule.blocking,
-        success=False,
-        unexpected_count=0,
-        element_count=0,
-        examples=[],
-        sentence=f"Validation could not run: {reason}",
-        expectations=(),
-        error=reason,
-    )
-
-
-def _skipped_member_check(rule: Rule, element_count: int) -> Outcome:
-    return Outcome(
-        name=rule.name,
-        entity=rule.entity,
-        table=rule.table,
-        severity=rule.severity,
-        blocking=rule.blocking,
-        success=True,
-        unexpected_count=0,
-        element_count=element_count,
-        examples=[],
-        sentence="No members file was landed: every member is derived from their orders, "
-        "so there is nothing to compare the orders' member_id with.",
-        expectations=("unexpected_rows_expectation",),
-    )
-
-
-def _tidy(example: dict[str, Any]) -> dict[str, Any]:
-    """Provenance named alike for every table; dates as text; the checked column once
-    (GE selects it after the index columns, and DuckDB renames a repeat `name_1`)."""
-    out: dict[str, Any] = {}
-    for k, v in example.items():
-        key = k.lstrip("_") if k in ("_source_file", "_source_row") else k
-        base, _, suffix = key.rpartition("_")
-        if suffix.isdigit() and base in out and out[base] == v:
+def _projection(table: Table, sql: Any) -> str:
+    """The scratch table's SELECT over raw.<table>: see the module docstring."""
+    typed = {
+        "date": lambda c: f"cast({sql('parse_timestamp', c)} as date)",
+        "amount": lambda c: f"cast({sql('parse_amount', c)} as double)",
+        "text": lambda c: f"lower({sql('clean_text', c)})",
+        "consent": lambda c: f"cast({sql('parse_bool', c)} as varchar)",
+    }
+    inner = ["_source_file as source_file", "_source_row as source_row", "_reject_reason"]
+    outer = ["source_file", "source_row", "_reject_reason as reject_reason"]
+    required = ENTITIES[table].required
+    for col in ENTITIES[table].columns:
+        kind = VALUES[table].get(col)
+        if kind is None:  # personal or free text: only whether it is filled
+            outer.append(f"case when {sql('clean_text', col)} is not null then true end as {col}")
+            inner.append(col)
             continue
-        out[key] = v.isoformat() if isinstance(v, date) else v
+        # a row the reader could not split may have its fields shifted (a name in the
+        # channel column): its values are not read, the row is counted as rejected
+        inner += [
+            f"case when _reject_reason is null then {typed[kind](col)} end as {col}",
+            f"case when _reject_reason is null then {sql('clean_text', col)} end as {col}__text",
+        ]
+        outer.append(col)
+        if kind != "text":  # what landed where staging reads no value (examples)
+            landed = f"coalesce({col}__text, '{MISSING}')" if col in required else f"{col}__text"
+            outer.append(
+                f"case when {col} is null and _reject_reason is null then {landed} end "
+                f"as {col}_landed"
+            )
+    return f"select {', '.join(outer)} from (select {', '.join(inner)} from wh.raw.{table})"
+
+
+def _stage(
+    warehouse: Path, scratch: Path, tables: list[Table], params: Params
+) -> dict[Table, dict[str, Any]]:
+    from orchestration.lib.warehouse import connect
+
+    sql = _macros(params.dbt_vars)
+    profiles = {}
+    with connect(scratch) as con:
+        con.execute(f"attach '{str(warehouse).replace(chr(39), chr(39) * 2)}' as wh (read_only)")
+        for t in tables:
+            con.execute(f"create table {t} as {_projection(t, sql)}")
+        con.execute("detach wh")
+        for t in tables:
+            profiles[t] = _profile(con, t, params)
+    return profiles
+
+
+def _profile(con: Any, table: Table, params: Params) -> dict[str, Any]:
+    """Rows, null shares, amount mean/median/quantiles, value shares: no personal data."""
+    columns = list(ENTITIES[table].columns)
+    counts = con.execute(
+        f"select count(*), {', '.join(f'count({c})' for c in columns)} from {table}"
+    ).fetchone()
+    rows = int(counts[0])
+    out: dict[str, Any] = {
+        "table": f"raw.{table}",
+        "as_of": params.as_of.isoformat(),
+        "validated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "rows": rows,
+        "null_share": {c: _r(1 - n / rows) for c, n in zip(columns, counts[1:], strict=True)}
+        if rows
+        else {},
+    }
+    for col, kind in VALUES[table].items():
+        if kind == "amount":
+            mean, median, qs = con.execute(
+                f"select avg({col}), median({col}), "
+                f"quantile_cont({col}, [0.05, 0.25, 0.5, 0.75, 0.95]) from {table}"
+            ).fetchone()
+            out[col] = {
+                "mean": _r(mean),
+                "median": _r(median),
+                "quantiles": dict(zip(QUANTILES, map(_r, qs), strict=True)) if qs else {},
+            }
+        elif kind in ("text", "consent"):
+            found = con.execute(
+                f"select {col}, count(*) from {table} where {col} is not null "
+                f"group by 1 order by 2 desc, 1 limit {MAX_VALUES + 1}"
+            ).fetchall()
+            filled = sum(n for _, n in found)
+            if len(found) <= MAX_VALUES and filled:
+                out.setdefault("shares", {})[col] = {str(v): _r(n / filled) for v, n in found}
     return out
 
 
-def _dedupe(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    seen: set[tuple] = set()
-    out = []
-    for row in rows:
-        key = tuple(sorted((k, str(v)) for k, v in row.items()))
-        if key not in seen:
-            seen.add(key)
-            out.append(row)
+def _r(x: float | None) -> float | None:
+    return None if x is None else round(float(x), 6)
+
+
+def _read_profile(docs: Path, table: Table) -> dict[str, Any] | None:
+    try:
+        return json.loads(profile_path(docs, table).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+# --------------------------------------------------------------------- GX: suites
+
+
+def _suite(table: Table, p: Params, before: dict[str, Any] | None) -> list[Any]:
+    """The expectations of a table, each tagged with its check and a readable label."""
+    gxe = _gx().expectations
+    out: list[Any] = []
+
+    def add(check: str, label: str, expectation: Any) -> None:
+        expectation.meta = {"check": check, "label": label}
+        out.append(expectation)
+
+    name = {c.kind: c.name for c in _checks(table)}
+    required = ENTITIES[table].required
+    if table != "suppression":
+        add(
+            name["parse"],
+            "rows the CSV reader could split",
+            gxe.ExpectColumnValuesToBeNull(column="reject_reason"),
+        )
+    for col, kind in VALUES[table].items():
+        if kind == "text":
+            continue
+        given = "present and readable" if col in required else "readable when given"
+        add(name["parse"], f"{col} {given}", gxe.ExpectColumnValuesToBeNull(column=f"{col}_landed"))
+        if kind == "date":
+            add(
+                name["range"],
+                f"{col} within {p.min_date}..{p.as_of}",
+                gxe.ExpectColumnValuesToBeBetween(
+                    column=col, min_value=p.min_date, max_value=p.as_of
+                ),
+            )
+        elif kind == "amount":
+            add(
+                name["range"],
+                f"{col} within 0..{p.max_amount:,.0f}",
+                gxe.ExpectColumnValuesToBeBetween(column=col, min_value=0, max_value=p.max_amount),
+            )
+        if "readable" in name and col in required:
+            add(
+                name["readable"],
+                f"{col} readable in at least {MIN_READABLE:.0%} of the rows",
+                gxe.ExpectColumnValuesToNotBeNull(column=col, mostly=MIN_READABLE),
+            )
+    if before is not None:
+        _drift(table, p, before, lambda label, e: add(name["drift"], label, e))
     return out
 
 
-def _sentence(
-    rule: Rule,
-    success: bool,
-    unexpected: int,
-    total: int,
-    examples: list[dict[str, Any]],
-    missing: int | None,
-) -> str:
-    def verbs(one: bool) -> dict[str, str]:
-        return (
-            {"has": "has", "is": "is", "lack": "lacks"}
-            if one
-            else {"has": "have", "is": "are", "lack": "lack"}
+def _drift(table: Table, p: Params, before: dict[str, Any], add: Any) -> None:
+    """Expectations built from the previous profile (the suppression list: shrinking only)."""
+    gxe = _gx().expectations
+    rows, drop = int(before["rows"]), p.max_rows_drop
+    filled = {c: 1 - share for c, share in before.get("null_share", {}).items()}
+    if table == "suppression":
+        add(
+            f"rows: at least {int(rows * (1 - drop)):,} (was {rows:,})",
+            gxe.ExpectTableRowCountToBeBetween(min_value=int(rows * (1 - drop))),
         )
-
-    finding = rule.finding.format(**verbs(unexpected == 1))
-    if unexpected == 0:
-        text = f"None of the {total:,} {rule.noun} {rule.finding.format(**verbs(False))}."
-    else:
-        pct = 100.0 * unexpected / total if total else 0.0
-        text = (
-            f"{unexpected:,} of {total:,} {rule.noun} ({pct:.2f}%) {finding}: {rule.consequence}."
+        for col in IDENTIFIERS:
+            if filled.get(col):
+                low = _r(filled[col] * (1 - drop))
+                add(
+                    f"rows with {col}: at least {low:.1%} (was {filled[col]:.1%})",
+                    gxe.ExpectColumnProportionOfNonNullValuesToBeBetween(column=col, min_value=low),
+                )
+        return
+    low, high = int(rows * (1 - drop)), int(rows * (1 + drop)) + 1
+    add(
+        f"rows: {low:,}..{high:,} (was {rows:,})",
+        gxe.ExpectTableRowCountToBeBetween(min_value=low, max_value=high),
+    )
+    for col, share in filled.items():
+        low, high = _r(max(0.0, share - NULL_SHARE_POINTS)), _r(min(1.0, share + NULL_SHARE_POINTS))
+        add(
+            f"{col} filled: {low:.1%}..{high:.1%} of the rows (was {share:.1%})",
+            gxe.ExpectColumnProportionOfNonNullValuesToBeBetween(
+                column=col, min_value=low, max_value=high
+            ),
         )
-        first = examples[0] if examples else {}
-        if "source_file" in first and "source_row" in first:
-            text += f" First example: {first['source_file']} row {first['source_row']}."
-        elif "column" in first:
-            text += f" First: {first['column']} ({first['observed']})."
-        elif "member_id" in first:
-            text += f" First example: member {first['member_id']}."
-    if missing and rule.missing_note:
-        text += f" {missing:,} {'row has' if missing == 1 else 'rows have'} {rule.missing_note}."
-    if not success and unexpected == 0:  # a rule that failed without counting rows
-        text += " The expectation failed; see the GE result."
-    return text
+    for col, kind in VALUES[table].items():
+        centers = {
+            "mean": gxe.ExpectColumnMeanToBeBetween,
+            "median": gxe.ExpectColumnMedianToBeBetween,
+        }
+        for stat, expect in centers.items() if kind == "amount" else ():
+            was = (before.get(col) or {}).get(stat)
+            if was is not None:
+                low, high = _r(was * (1 - CENTER_CHANGE)), _r(was * (1 + CENTER_CHANGE))
+                add(
+                    f"{col} {stat}: {low:,.2f}..{high:,.2f} (was {was:,.2f})",
+                    expect(column=col, min_value=low, max_value=high),
+                )
+        shares = before.get("shares", {}).get(col)
+        if shares:
+            add(
+                f"{col}: only values seen before",
+                gxe.ExpectColumnDistinctValuesToBeInSet(column=col, value_set=sorted(shares)),
+            )
+        for value, share in (shares or {}).items():
+            if share >= VALUE_SHARE_POINTS:
+                low = _r(share - VALUE_SHARE_POINTS)
+                add(
+                    f"{col} = {value!r}: at least {low:.1%} of the filled rows (was {share:.1%})",
+                    gxe.ExpectColumnValuesToBeInSet(column=col, value_set=[value], mostly=low),
+                )
 
 
-# --------------------------------------------------------------------------- GE + DuckDB
+# --------------------------------------------------------------------- GX: run, results
 
 
-def _quiet_gx() -> None:
-    """No usage statistics; called before great_expectations is imported."""
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+def _gx() -> Any:
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")  # before the first import
+    import great_expectations as gx
+
+    return gx
 
 
-class _NoDialectModuleWarning(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "No sqlalchemy dialect found" not in record.getMessage()
-
-
-_DIALECT = "duckdb.crm_readonly"
+_DIALECT = "duckdb.crm_autocommit"
 
 
 def _register_dialect() -> None:
-    """Register the read-only DuckDB dialect GE's SQL data source connects through.
+    """duckdb-engine without transactions, for GX's SQL data source.
 
-    duckdb-engine 0.17 with SQLAlchemy 2.1 and DuckDB 2.0 needs two adjustments for GE:
-
-    - column reflection queries `pg_catalog.pg_collation`, which DuckDB lacks (duckdb-engine
-      issues #1379/#1391): columns are read from `information_schema.columns` instead;
-    - GE fetches a result after handing the connection back to the pool, whose ROLLBACK
-      discards a DuckDB result: on a read-only file there is nothing to commit or roll back,
-      so transactions are not opened at all.
+    GX fetches a query's rows after handing its connection back to SQLAlchemy, and the
+    ROLLBACK SQLAlchemy sends then makes DuckDB drop the pending result: every metric
+    would come back empty. GX only reads the scratch file, so its statements run in
+    DuckDB's autocommit mode instead: no BEGIN, COMMIT or ROLLBACK is sent.
     """
+    import duckdb_engine
     from sqlalchemy.dialects import registry
 
-    try:
-        import duckdb_engine  # noqa: F401
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise CrmError(
-            "validation needs the duckdb-engine package (pip install duckdb-engine==0.17.0)"
-        ) from exc
-    registry.register(_DIALECT, __name__, "ReadOnlyDuckDBDialect")
-
-
-def __getattr__(name: str) -> Any:
-    # The dialect class subclasses duckdb-engine's: built on first use (by SQLAlchemy's
-    # registry) so importing this module does not need duckdb-engine.
-    if name == "ReadOnlyDuckDBDialect":
-        cls = _make_dialect_class()
-        globals()[name] = cls
-        return cls
-    raise AttributeError(name)
-
-
-def _make_dialect_class() -> type:
-    import re
-
-    import duckdb_engine
-    from sqlalchemy import exc as sa_exc
-    from sqlalchemy import types as sqltypes
-
-    class ReadOnlyDuckDBDialect(duckdb_engine.Dialect):
+    class AutocommitDuckDB(duckdb_engine.Dialect):
         supports_statement_cache = False
 
         def do_begin(self, dbapi_connection: Any) -> None:
@@ -844,78 +521,185 @@ def _make_dialect_class() -> type:
         def do_rollback(self, dbapi_connection: Any) -> None:
             pass
 
-        def get_columns(
-            self, connection: Any, table_name: str, schema: str | None = None, **kw: Any
-        ) -> list[dict[str, Any]]:
-            rows = connection.exec_driver_sql(
-                "select column_name, data_type, is_nullable = 'YES' "
-                "from information_schema.columns where table_schema = ? and table_name = ? "
-                "order by ordinal_position",
-                (schema or "main", str(table_name)),
-            ).fetchall()
-            if not rows:
-                raise sa_exc.NoSuchTableError(f"{schema}.{table_name}")
-            return [
-                {"name": name, "type": self._type(data_type), "nullable": nullable, "default": None}
-                for name, data_type, nullable in rows
-            ]
-
-        def get_pk_constraint(
-            self, connection: Any, table_name: str, schema: str | None = None, **kw: Any
-        ) -> dict[str, Any]:
-            return {"constrained_columns": [], "name": None}
-
-        def _type(self, data_type: str) -> Any:
-            m = re.fullmatch(r"\s*([A-Za-z_ ]+?)\s*(?:\((\d+)\s*,\s*(\d+)\))?\s*", data_type)
-            base = (m.group(1) if m else data_type).lower()
-            if base in ("decimal", "numeric") and m and m.group(2):
-                return sqltypes.DECIMAL(int(m.group(2)), int(m.group(3)))
-            found = self.ischema_names.get(base)
-            return found() if found is not None else sqltypes.NullType()
-
-    return ReadOnlyDuckDBDialect
+    globals()["AutocommitDuckDB"] = AutocommitDuckDB
+    registry.register(_DIALECT, __name__, "AutocommitDuckDB")
 
 
-@contextmanager
-def _sql_data_source(warehouse: Path) -> Iterator[Any]:
-    """A GE SQL data source on the warehouse file, read-only, in an ephemeral GE context."""
-    warehouse = Path(warehouse).resolve()
-    if not warehouse.exists():
-        raise CrmError(f"warehouse {warehouse} does not exist yet; run `crm run` first")
-    _quiet_gx()
+def _run_gx(
+    scratch: Path, suites: dict[Table, list[Any]], docs: Path
+) -> dict[Table, tuple[Any, str | None]]:
+    """Run each table's suite as one GX checkpoint that updates the Data Docs site."""
+    gx = _gx()
     _register_dialect()
-    import great_expectations as gx
+    from great_expectations.checkpoint import UpdateDataDocsAction
     from great_expectations.data_context.types.base import ProgressBarsConfig
-    from sqlalchemy.engine import URL
 
-    type_log = logging.getLogger("great_expectations.expectations.type_comparison")
-    quiet = _NoDialectModuleWarning()
-    type_log.addFilter(quiet)
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
-    url = URL.create("duckdb+crm_readonly", database=str(warehouse))
-    ds = context.data_sources.add_sql(
-        name="warehouse",
-        connection_string=url.render_as_string(hide_password=False),
-        kwargs={"connect_args": {"read_only": True}},
+    context.add_data_docs_site(
+        site_name=SITE,
+        site_config={
+            "class_name": "SiteBuilder",
+            "store_backend": {
+                "class_name": "TupleFilesystemStoreBackend",
+                "base_directory": str(docs),
+            },
+            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+        },
     )
+    limit = os.environ.get("CRM_DUCKDB_MEMORY_LIMIT", "3GB")
+    source = context.data_sources.add_sql(
+        name="raw",
+        connection_string=f"duckdb+crm_autocommit:///{scratch}",
+        kwargs={"connect_args": {"config": {"memory_limit": limit}}},
+    )
+    out: dict[Table, tuple[Any, str | None]] = {}
     try:
-        yield ds
-    finally:
-        type_log.removeFilter(quiet)
-        # release the file: DuckDB lets a later writer in only when every connection is closed
-        ds.get_execution_engine().engine.dispose()
-        ds.get_engine().dispose()
+        for table, expectations in suites.items():
+            name = f"raw_{table}"
+            batch = source.add_table_asset(name=name, table_name=table)
+            definition = context.validation_definitions.add(
+                gx.ValidationDefinition(
+                    name=name,
+                    data=batch.add_batch_definition_whole_table("whole table"),
+                    suite=context.suites.add(
+                        gx.ExpectationSuite(name=name, expectations=expectations)
+                    ),
+                )
+            )
+            landed = [f"{c}_landed" for c, k in VALUES[table].items() if k != "text"]
+            checkpoint = context.checkpoints.add(
+                gx.Checkpoint(
+                    name=name,
+                    validation_definitions=[definition],
+                    actions=[UpdateDataDocsAction(name="data_docs", site_names=[SITE])],
+                    result_format={
+                        "result_format": "SUMMARY",
+                        "unexpected_index_column_names": ["source_file", "source_row", *landed],
+                        "partial_unexpected_count": EXAMPLES,
+                    },
+                )
+            )
+            ((key, result),) = checkpoint.run().run_results.items()
+            urls = context.get_docs_sites_urls(resource_identifier=key, site_name=SITE)
+            out[table] = (result, urls[0]["site_url"] if urls else None)
+    finally:  # release the scratch file
+        source.get_execution_engine().engine.dispose()
+        source.get_engine().dispose()
+    return out
 
 
-def _scalar(ds: Any, sql: str) -> Any:
-    with ds.get_engine().connect() as con:
-        return con.exec_driver_sql(sql).fetchall()[0][0]
+def _fold(
+    check: Check,
+    result: Any,
+    url: str | None,
+    profile: dict[str, Any],
+    before: dict[str, Any] | None,
+    p: Params,
+) -> Outcome:
+    rows = int(profile["rows"])
+    extra = {"profile": profile} if check.kind == "drift" else {}
+    if check.kind == "drift" and before is None:
+        return Outcome(
+            check,
+            passed=True,
+            sentence=f"No earlier profile of raw.{check.table}: this run's ({rows:,} rows) "
+            "is the reference for the next one.",
+            rows=rows,
+            docs_url=url,
+            **extra,
+        )
+    unexpected: dict[str, int] = {}
+    examples: list[dict[str, Any]] = []
+    observed: list[dict[str, Any]] = []
+    problems: list[str] = []
+    for r in result.results:
+        meta = r.expectation_config.meta or {}
+        if meta.get("check") != check.name:
+            continue
+        label, res, kwargs = meta["label"], r.result or {}, r.expectation_config.kwargs
+        error = _error(r)
+        if error:
+            problems.append(f"{label}: could not be evaluated ({error})")
+        elif "element_count" in res and check.kind != "drift":  # counts rows
+            n = unexpected[label] = int(res.get("unexpected_count") or 0)
+            if not r.success:
+                found = [_tidy(e) for e in res.get("partial_unexpected_index_list") or []]
+                examples += found
+                first = f", e.g. {_where(found[0], kwargs['column'])}" if found else ""
+                pct = 100 * n / rows if rows else 0.0
+                problems.append(f"{label}: {n:,} of {rows:,} rows fail ({pct:.2f}%){first}")
+        else:  # an aggregate: row count, share, mean, median, value set
+            value = res.get("observed_value")
+            if "element_count" in res:  # a value's share (ExpectColumnValuesToBeInSet, mostly)
+                value = _r(1 - (res.get("unexpected_percent") or 0) / 100)
+            elif res.get("partial_unexpected_list"):  # values unseen before
+                value = res["partial_unexpected_list"]
+            low = kwargs.get("min_value", kwargs.get("mostly"))  # mostly: a share's floor
+            bounds = {"min_value": low, "max_value": kwargs.get("max_value")}
+            observed.append(
+                {"expectation": label, "observed": value}
+                | {k: v for k, v in bounds.items() if v is not None}
+                | {"passed": bool(r.success)}
+            )
+            if not r.success:
+                problems.append(f"{label}: now {_show(value)}")
+    passed = not problems
+    head = f"raw.{check.table} ({rows:,} row{'s' * (rows != 1)})"
+    sentence = f"{head}: {'; '.join(problems)}." if problems else f"{head}: every expectation met."
+    if not passed and check.blocking and check.kind == "drift" and p.accept_input_change:
+        passed, sentence = True, f"accepted by --accept-input-change: {sentence}"
+    return Outcome(
+        check,
+        passed=passed,
+        sentence=sentence,
+        rows=rows,
+        unexpected=unexpected,
+        examples=_dedupe(examples)[:EXAMPLES],
+        observed=observed,
+        docs_url=url,
+        **extra,
+    )
 
 
-def _first_rows(ds: Any, query: str, limit: int) -> list[dict[str, Any]]:
-    """The first `limit` rows of a GE-built unexpected-rows query (one scan, stops early)."""
-    body = query.strip().rstrip(";")
-    with ds.get_engine().connect() as con:
-        result = con.exec_driver_sql(f"select * from ({body}) as unexpected limit {int(limit)}")
-        return [dict(row._mapping) for row in result.fetchall()]
+def _error(r: Any) -> str | None:
+    """The error of an expectation GX could not evaluate (None when it ran)."""
+    info = r.exception_info or {}
+    infos = [info] if "raised_exception" in info else list(info.values())
+    for i in infos:
+        if isinstance(i, dict) and i.get("raised_exception"):
+            return (str(i.get("exception_message") or "").strip().splitlines() or ["error"])[0]
+    return None
+
+
+def _tidy(example: dict[str, Any]) -> dict[str, Any]:
+    return {
+        k: v.isoformat() if isinstance(v, date) else v for k, v in example.items() if v is not None
+    }
+
+
+def _where(example: dict[str, Any], column: str) -> str:
+    """`orders.csv row 4 ('31/12/2024')`: where a row failed and the value it failed on."""
+    name = column if column.endswith("_landed") else f"{column}_landed"
+    text = example.get(name, example.get(column))
+    where = f"{example.get('source_file')} row {example.get('source_row')}"
+    return f"{where} ({text!r})" if text is not None else where
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:,.4g}"
+    if isinstance(value, list):
+        return ", ".join(repr(v) for v in value)
+    return str(value)
+
+
+def _dedupe(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    seen: set[tuple[Any, Any]] = set()
+    out = []
+    for row in rows:
+        key = (row.get("source_file"), row.get("source_row"))
+        if key not in seen:
+            seen.add(key)
+            out.append(row)
+    return out

@@ -46,7 +46,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import xlsxwriter
 
-from orchestration.lib.files import file_sha256
+from orchestration.lib.files import file_sha256, write_atomic
 
 #: Columns every send file carries, then the contact detail its channel needs.
 LIST_COLUMNS = [
@@ -345,9 +345,7 @@ def publish(staged: StagedExport, *, move_latest: bool = True) -> ExportResult:
     _replace_symlink(link, os.path.relpath(physical, export_dir))
     if move_latest:
         _replace_symlink(export_dir / "latest", link.name)
-        tmp_txt = export_dir / f".LATEST-{os.getpid()}"
-        tmp_txt.write_text(link.name + "\n", encoding="utf-8")
-        os.replace(tmp_txt, export_dir / "LATEST")
+        write_atomic(export_dir / "LATEST", link.name + "\n")
     # the replaced folder stays until the next run's clean_leftovers, so a reader part-way
     # through it is not cut off
     return ExportResult(folder=link, manifest=staged.manifest, published=True)
@@ -418,7 +416,7 @@ def clean_leftovers(export_dir: Path) -> list[str]:
     if not export_dir.is_dir():
         return removed
     for p in export_dir.iterdir():
-        if p.name.startswith((".tmp-", ".old-", ".link-", ".latest-", ".LATEST-")):
+        if p.name.startswith((".tmp-", ".old-", ".link-", ".latest-", ".LATEST")):
             _remove(p)
             removed.append(p.name)
     store = export_dir / ".published"

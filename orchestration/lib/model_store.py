@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -18,6 +17,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from orchestration.lib.files import write_atomic
 from orchestration.lib.warehouse import table_exists
 
 RUNS_TABLE = "model.clv_model_runs"
@@ -153,22 +153,6 @@ def mark_published(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
     con.execute(f"update {RUNS_TABLE} set published = true where run_id = ?", [run_id])
 
 
-def run_artifacts(con: duckdb.DuckDBPyConnection, run_id: str | None) -> pd.DataFrame:
-    """The final-fit rows of a run (or of the latest run that passed its gates)."""
-    if not table_exists(con, RUNS_TABLE):
-        return pd.DataFrame()
-    if run_id is not None:
-        df = con.execute(
-            f"select * from {RUNS_TABLE} where run_id = ? and stage = 'final'", [run_id]
-        ).df()
-        if not df.empty:
-            return df
-    return con.execute(
-        f"select * from {RUNS_TABLE} where stage = 'final' and status = 'ok' and run_id = "
-        f"(select run_id from {RUNS_TABLE} where status = 'ok' order by created_at desc limit 1)"
-    ).df()
-
-
 def ensure_scores_table(con: duckdb.DuckDBPyConnection) -> None:
     """An empty model.customer_scores when none was ever written (a thin shop's first run):
     the campaign models read it, and find no scores for the as-of date."""
@@ -194,23 +178,13 @@ def write_scores(con: duckdb.DuckDBPyConnection, scores: pd.DataFrame) -> None:
         con.unregister("_scores_df")
 
 
-def write_text_atomic(path: Path, text: str | bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    if isinstance(text, bytes):
-        tmp.write_bytes(text)
-    else:
-        tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def set_latest(models_dir: Path, model_version: str) -> None:
     """Point models/LATEST at the version whose scores were published.
 
     Called after a run's warehouse copy is published (see orchestration.defs.resources),
     so a run that fails after scoring never moves it.
     """
-    write_text_atomic(models_dir / LATEST_FILE, model_version + "\n")
+    write_atomic(models_dir / LATEST_FILE, model_version + "\n")
 
 
 def apply_retention(models_dir: Path, keep_days: int, today: date) -> list[str]:

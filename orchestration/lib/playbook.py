@@ -13,7 +13,9 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from ml.scoring import CHURN_RISK_BANDS, VALUE_TIERS
 from orchestration.errors import CrmError
+from orchestration.lib.vocabulary import accepted_values
 
 CHANNELS = ("sms", "email", "push")
 GOALS = ("win-back", "retention", "activation", "upsell-referral", "care")
@@ -26,25 +28,26 @@ RANK_BY = {
     "monetary_total": "total spend",
     "recency": "most recent buyers first",
 }
-R_GROUPS = ("active", "silent", "sleeping", "lost")
-F_GROUPS = ("new", "second", "regular", "fan")
-CATEGORICAL: dict[str, tuple[str, ...] | None] = {
-    "lifecycle_stage": (
-        "prospect", "new", "rising", "mature", "declining", "silent", "churned", "reactivated",
-    ),
-    "rfm_segment": (
-        "Champions", "Loyal", "Potential Loyalist", "New", "Promising", "Need Attention",
-        "About to Sleep", "Can't Lose", "At Risk", "Lost", "Hibernating",
-    ),
-    "r_group": R_GROUPS,
-    "f_group": F_GROUPS,
-    "rf_cell": tuple(f"{r}_{f}" for r in R_GROUPS for f in F_GROUPS),
-    "churn_risk": ("high", "medium", "low"),
-    "value_tier": ("top", "high", "medium", "low"),
-    "city": None,
-    "gender": ("F", "M"),
-    "acquisition_channel": None,
-}  # fmt: skip
+
+
+def categorical() -> dict[str, tuple[str, ...] | None]:
+    """The audience filters on text columns, with their allowed values (None = any)."""
+    r_groups = accepted_values("customer_rfm", "r_group")
+    f_groups = accepted_values("customer_rfm", "f_group")
+    return {
+        "lifecycle_stage": accepted_values("customer_lifecycle", "lifecycle_stage"),
+        "rfm_segment": accepted_values("customer_rfm", "rfm_segment"),
+        "r_group": r_groups,
+        "f_group": f_groups,
+        "rf_cell": tuple(f"{r}_{f}" for r in r_groups for f in f_groups),
+        "churn_risk": CHURN_RISK_BANDS,
+        "value_tier": VALUE_TIERS,
+        "city": None,
+        "gender": ("F", "M"),
+        "acquisition_channel": None,
+    }
+
+
 NUMERIC = (
     "recency_days", "frequency", "monetary_total", "days_since_first_purchase",
     "days_since_last_purchase", "p_alive", "p_purchase_60d", "p_purchase_90d",
@@ -89,12 +92,13 @@ def normalise_audience(raw: Any, *, nested: bool = False) -> dict[str, Any]:
     if not isinstance(raw, dict) or not raw:
         raise ValueError("audience must be a mapping of filters, e.g. {lifecycle_stage: [silent]}")
     out: dict[str, Any] = {}
+    text_filters = categorical()
     for key, value in raw.items():
-        if key in CATEGORICAL:
+        if key in text_filters:
             values = value if isinstance(value, list) else [value]
             if not values or not all(isinstance(v, str) for v in values):
                 raise ValueError(f"{key}: give a list of text values")
-            allowed = CATEGORICAL[key]
+            allowed = text_filters[key]
             if allowed is not None and (bad := [v for v in values if v not in allowed]):
                 raise ValueError(f"{key}: unknown value(s) {bad}; allowed: {', '.join(allowed)}")
             out[key] = values
@@ -116,7 +120,7 @@ def normalise_audience(raw: Any, *, nested: bool = False) -> dict[str, Any]:
                 raise ValueError("any_of: give a list of audiences, any of which qualifies")
             out[key] = [normalise_audience(v, nested=True) for v in value]
         else:
-            allowed = [*CATEGORICAL, "min", "max", "birthday_in_campaign_month"]
+            allowed = [*text_filters, "min", "max", "birthday_in_campaign_month"]
             if not nested:
                 allowed.append("any_of")
             raise ValueError(f"{key}: unknown filter; allowed: {', '.join(allowed)}")

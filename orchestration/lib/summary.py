@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from orchestration.lib.warehouse import connect, counts, table_exists
+from orchestration.lib.warehouse import counts, open_warehouse, table_exists
 from orchestration.settings import Settings
 
 
@@ -10,7 +10,7 @@ def build_summary(s: Settings, notes: list[str] | None = None) -> str:
     if not s.warehouse.exists():
         return f"no warehouse at {s.warehouse} yet"
     lines = [f"crm-pipeline summary (as of {s.as_of})"]
-    with connect(s.warehouse, read_only=True) as con:
+    with open_warehouse(s, read_only=True) as con:
 
         def scalar(sql: str) -> int:
             return int(con.execute(sql).fetchall()[0][0] or 0)

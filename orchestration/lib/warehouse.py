@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-import os
 import re
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 import duckdb
 import pandas as pd
 
+from ml.model_card import markdown_lines
 from orchestration.errors import CrmError
 from orchestration.lib.personal_data import mask_frame
+from orchestration.settings import Settings
 
 
 class WarehouseBusyError(CrmError):
@@ -31,9 +32,16 @@ def _holder(exc: Exception) -> str:
     return f"{Path(found[1]).name}, pid {found[2]}" if found else "pid unknown"
 
 
+def open_warehouse(
+    s: Settings, *, read_only: bool = False
+) -> AbstractContextManager[duckdb.DuckDBPyConnection]:
+    """The run's warehouse, opened with its memory cap (CRM_DUCKDB_MEMORY_LIMIT)."""
+    return connect(s.warehouse, read_only=read_only, memory_limit=s.duckdb_memory_limit)
+
+
 @contextmanager
 def connect(
-    path: Path, *, read_only: bool = False, wait_seconds: float = 0
+    path: Path, *, read_only: bool = False, wait_seconds: float = 0, memory_limit: str = "3GB"
 ) -> Iterator[duckdb.DuckDBPyConnection]:
     """Open the warehouse; a held lock becomes a clear WarehouseBusyError.
 
@@ -49,7 +57,7 @@ def connect(
             con = duckdb.connect(
                 str(path),
                 read_only=read_only,
-                config={"memory_limit": os.environ.get("CRM_DUCKDB_MEMORY_LIMIT", "3GB")},
+                config={"memory_limit": memory_limit},
             )
             break
         except duckdb.IOException as exc:
@@ -94,11 +102,10 @@ def markdown_table(df: pd.DataFrame, max_rows: int = 10, table: str | None = Non
             return ""
         if isinstance(v, float):
             return f"{v:,.4g}" if abs(v) < 1e4 else f"{v:,.0f}"
-        return str(v).replace("|", "\\|")
+        return str(v)
 
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
-    return "\n".join(lines)
+    rows = [[cell(v) for v in row] for row in df.itertuples(index=False)]
+    return "\n".join(markdown_lines(cols, rows))
 
 
 def counts(con: duckdb.DuckDBPyConnection, table: str, column: str) -> dict[str, int]:

@@ -28,7 +28,7 @@ import duckdb
 import openpyxl
 import pytest
 
-from orchestration.lib.demo_data import generate_demo_data
+from orchestration.demo import generate_demo_data
 from tests.conftest import point_env_at
 
 pytestmark = pytest.mark.integration
@@ -422,3 +422,30 @@ def test_a_backfill_does_not_move_latest_or_change_the_newest_day(campaign_run) 
     assert again.success, again.failure
     after = {p.name: p.read_bytes() for p in day2.iterdir() if p.name != "manifest.json"}
     assert after == before
+
+
+def test_list_assets_show_the_lists_dbt_built(campaign_run) -> None:
+    """Each list asset's figures are the dbt summary of campaign_targets (the newest run's),
+    and the pipeline creates no tables or views of its own in the warehouse for lists."""
+    import dagster as dg
+
+    root = campaign_run[0]
+    with duckdb.connect(str(root / "warehouse.duckdb"), read_only=True) as con:
+        name, *expected = con.execute(
+            "select list_name, count(*) filter (where not is_control), "
+            "count(*) filter (where is_control), "
+            "round(sum(cost_per_contact) filter (where not is_control), 2) "
+            "from marts.campaign_targets group by 1 order by 2 desc limit 1"
+        ).fetchall()[0]
+        own = con.execute(
+            "select count(*) from information_schema.tables where table_schema = 'campaigns' "
+            "and table_name <> 'contact_history'"
+        ).fetchall()[0][0]
+    assert expected[0] > 0 and own == 0
+    with dg.DagsterInstance.from_config(str(root / "dagster_home")) as instance:
+        event = instance.get_latest_materialization_event(dg.AssetKey(f"campaign_list_{name}"))
+    md = event.asset_materialization.metadata
+    assert (md["send"].value, md["control"].value, md["budget_yuan"].value) == (
+        expected[0], expected[1], float(expected[2]),
+    )  # fmt: skip
+    assert "| priority_group | send | control | min_score |" in md["priority_groups"].value

@@ -13,7 +13,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from orchestration.lib.demo_data import write_cdnow
+from orchestration.demo import write_cdnow
 from tests.conftest import point_env_at
 
 pytestmark = pytest.mark.integration

@@ -20,7 +20,7 @@ import dagster as dg
 import duckdb
 import pytest
 
-from orchestration.lib.demo_data import generate_demo_data
+from orchestration.demo import generate_demo_data
 from tests.conftest import point_env_at
 
 pytestmark = pytest.mark.integration

@@ -7,7 +7,6 @@ import pandas as pd
 import pytest
 
 from ml.errors import ModelError
-from ml.formulas import expected_purchases, p_purchase
 from ml.histogram import histogram, to_model_units
 from ml.purchase_models import fit_purchase_model, load_purchase_model
 from ml.scoring import SCORE_COLUMNS, churn_risk_band, score_customers, value_tier_band
@@ -69,9 +68,7 @@ def test_horizons_convert_days_to_model_units(scores, features, models) -> None:
         purchase.fitter.conditional_expected_number_of_purchases_up_to_time(90 / 7, x, t_x, age),
         rtol=1e-9,
     )
-    np.testing.assert_allclose(
-        scores["p_purchase_60d"], p_purchase("bgnbd", purchase.params, 60 / 7, x, t_x, age)
-    )
+    np.testing.assert_allclose(scores["p_purchase_60d"], purchase.p_purchase(60 / 7, x, t_x, age))
 
 
 def test_one_time_buyers_alive_but_less_likely_to_buy_when_older(scores, features) -> None:
@@ -131,9 +128,7 @@ def test_clv_manual_monthly_sum(features, models, scores) -> None:
     weeks = to_model_units(row, "week")
     x, t_x, age = (weeks[c].to_numpy() for c in ("frequency", "recency", "T"))
     month = 365 / 12 / 7
-    cum = [
-        expected_purchases("bgnbd", purchase.params, m * month, x, t_x, age)[0] for m in range(13)
-    ]
+    cum = [purchase.expected_purchases(m * month, x, t_x, age)[0] for m in range(13)]
     aov = expected_order_value(spend, row["frequency"], row["monetary_value"])[0]
     manual = sum((cum[m] - cum[m - 1]) * aov / 1.01**m for m in range(1, 13))
     assert scores["predicted_clv_12m"].iloc[1] == pytest.approx(manual, rel=1e-10)

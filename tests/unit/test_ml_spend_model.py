@@ -13,7 +13,12 @@ from lifetimes import GammaGammaFitter
 
 from ml.errors import ModelError
 from ml.histogram import spend_histogram
-from ml.spend_model import expected_order_value, fit_spend_model, load_spend_model
+from ml.spend_model import (
+    FittedSpendModel,
+    expected_order_value,
+    fit_spend_model,
+    load_spend_model,
+)
 
 DATASETS = Path(lifetimes.__file__).parent / "datasets"
 
@@ -70,6 +75,13 @@ def test_load_spend_model_round_trip_and_validation(cdnow: pd.DataFrame) -> None
     saved = json.loads(json.dumps(model.to_dict()))
     loaded = load_spend_model(saved["params"], customers=saved["customers"])
     assert loaded.params == model.params
+    restored = FittedSpendModel.from_dict(saved)
+    assert restored.to_dict() == saved
+    freq, money = cdnow["frequency"].to_numpy(), cdnow["monetary_value"].to_numpy()
+    np.testing.assert_array_equal(
+        restored.fitter.conditional_expected_average_profit(freq, money),
+        model.fitter.conditional_expected_average_profit(freq, money),
+    )
     with pytest.raises(ModelError, match="q > 1"):
         load_spend_model({"p": 1.0, "q": 0.5, "v": 1.0})
     with pytest.raises(ModelError, match="lack v"):
@@ -90,7 +102,7 @@ def test_a_bug_is_not_mistaken_for_non_convergence(monkeypatch: pytest.MonkeyPat
     def broken(*_args, **_kwargs):
         raise TypeError("a bug")
 
-    monkeypatch.setattr(purchase_models, "_fit_once", broken)
+    monkeypatch.setattr(purchase_models.BetaGeo, "_fit_at", classmethod(broken))
     monkeypatch.setattr(GammaGammaFitter, "fit", broken)
     hist = pd.DataFrame(
         {"frequency": [1, 2], "recency": [5.0, 8.0], "T": [10.0, 10.0], "weight": [3, 4],

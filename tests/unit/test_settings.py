@@ -1,10 +1,12 @@
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 
+from orchestration.defs.project import dbt_vars
 from orchestration.errors import CrmError
 from orchestration.settings import PROJECT_ROOT, load_settings
 
@@ -29,9 +31,9 @@ def test_as_of_override_and_dbt_vars(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CRM_SILENT_AFTER_DAYS", "60")
     s = load_settings()
     assert s.as_of == date(2024, 6, 30)
-    assert s.dbt_vars()["as_of_date"] == "2024-06-30"
-    assert s.dbt_vars()["silent_after_days"] == 60
-    assert "churn_after_days" not in s.dbt_vars()
+    assert dbt_vars(s)["as_of_date"] == "2024-06-30"
+    assert dbt_vars(s)["silent_after_days"] == 60
+    assert "churn_after_days" not in dbt_vars(s)
 
 
 @pytest.mark.parametrize(
@@ -52,18 +54,52 @@ def test_bad_settings_have_clear_messages(
 
 
 def test_dotenv_fills_unset_variables_only(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from orchestration.settings import load_dotenv
-
     env = tmp_path / ".env"
     env.write_text(
         "# comment\nexport CRM_FRESHNESS_DAYS=9  # days\nCRM_TIMEZONE='Europe/Berlin'\n\n", "utf-8"
     )
-    monkeypatch.setenv("CRM_FRESHNESS_DAYS", "30")  # recorded, so restored after the test
-    monkeypatch.delenv("CRM_FRESHNESS_DAYS")
+    monkeypatch.delenv("CRM_FRESHNESS_DAYS", raising=False)
     monkeypatch.setenv("CRM_TIMEZONE", "Asia/Tokyo")
-    load_dotenv(env)
-    s = load_settings()
+    s = load_settings(env_file=env)
     assert s.freshness_days == 9 and s.timezone == "Asia/Tokyo"
     env.write_text("not a setting\n", "utf-8")
     with pytest.raises(CrmError, match=r"\.env: .*line 1.*write it as KEY=value"):
-        load_dotenv(env)
+        load_settings(env_file=env)
+
+
+def test_fields_given_by_the_caller_win_over_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CRM_AS_OF", "2024-06-30")
+    monkeypatch.setenv("CRM_WAREHOUSE", "/tmp/env.duckdb")
+    s = load_settings(as_of="2024-01-31", warehouse=None)
+    assert s.as_of == date(2024, 1, 31) and s.warehouse == Path("/tmp/env.duckdb")
+    assert s.dagster_home == Path("/tmp/dagster_home-env")  # beside the warehouse, per stem
+    moved = s.with_overrides(warehouse=Path("/tmp/work.duckdb"), as_of=None)
+    assert moved.warehouse == Path("/tmp/work.duckdb") and moved.as_of == date(2024, 1, 31)
+    assert moved.dagster_home == s.dagster_home  # the run's instance does not follow a copy
+
+
+def test_as_of_is_fixed_when_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    """'Yesterday' is decided once: a run crossing midnight keeps its date."""
+    import orchestration.settings as settings_module
+
+    monkeypatch.delenv("CRM_AS_OF", raising=False)
+    s = load_settings()
+    first = s.as_of
+
+    class _Tomorrow(datetime):
+        @classmethod
+        def now(cls, tz=None):  # type: ignore[override]
+            return datetime.now(tz) + timedelta(days=1)
+
+    monkeypatch.setattr(settings_module, "datetime", _Tomorrow)
+    assert s.as_of == first
+    assert load_settings().as_of == first + timedelta(days=1)
+
+
+def test_dbt_gets_the_warehouse_and_memory_cap_as_vars(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CRM_DUCKDB_MEMORY_LIMIT", "7GB")
+    v = dbt_vars(load_settings(warehouse=Path("/tmp/w.duckdb")))
+    assert v["warehouse"] == "/tmp/w.duckdb" and v["duckdb_memory_limit"] == "7GB"
+    assert [cl["name"] for cl in v["playbook"]["lists"]]  # the project's playbook

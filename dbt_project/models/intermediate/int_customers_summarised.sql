@@ -6,7 +6,6 @@ occasions as (
 
     select
         *,
-        row_number() over (partition by member_id order by occasion_date) as occasion_number,
         lag(occasion_date) over (partition by member_id order by occasion_date) as previous_occasion_date
     from {{ ref('int_purchase_occasions') }}
 
@@ -27,7 +26,6 @@ final as (
         count(*) as occasions,
         sum(o.orders) as orders,
         sum(o.occasion_amount) as total_amount,
-        sum(o.occasion_amount) filter (where o.occasion_number > 1) as repeat_amount,
         {{ dbt.datediff('max(o.previous_occasion_date)', 'max(o.occasion_date)', 'day') }}
             as gap_before_last_days,
         count(*) filter (

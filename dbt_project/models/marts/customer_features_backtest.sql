@@ -1,8 +1,11 @@
 -- Calibration / holdout split for the model backtest, computed in SQL (the
--- lifetimes helper for this does not run on pandas 3 and is slow at scale).
+-- lifetimes helper for this does not run on pandas 3 and is slow at scale); the
+-- calibration features come from the btyd_features macro, as the published ones do.
 -- Calibration ends `holdout_days` before the as-of date; customers whose first
 -- occasion is on or before that day are included, with lifetimes' features as
 -- of the calibration end and what they actually did in the holdout.
+{%- set calibration_end =
+    "cast(" ~ dbt.dateadd('day', -1 * var('holdout_days'), as_of_date()) ~ " as date)" %}
 with
 
 occasions as (
@@ -15,24 +18,13 @@ bounds as (
 
     select
         {{ as_of_date() }} as as_of_date,
-        cast({{ dbt.dateadd('day', -1 * var('holdout_days'), as_of_date()) }} as date)
-            as calibration_end
+        {{ calibration_end }} as calibration_end
 
 ),
 
 calibration as (
 
-    select
-        o.member_id,
-        min(o.occasion_date) as first_purchase_date,
-        max(o.occasion_date) as last_purchase_date,
-        count(*) as occasions,
-        sum(o.occasion_amount) as total_amount,
-        arg_min(o.occasion_amount, o.occasion_date) as first_amount
-    from occasions as o
-    cross join bounds as b
-    where o.occasion_date <= b.calibration_end
-    group by o.member_id
+    {{ btyd_features('occasions', calibration_end) }}
 
 ),
 
@@ -54,11 +46,10 @@ final as (
 
     select
         c.member_id,
-        cast(c.occasions - 1 as integer) as frequency,
-        cast({{ dbt.datediff('c.first_purchase_date', 'c.last_purchase_date', 'day') }} as integer) as recency,
-        cast({{ dbt.datediff('c.first_purchase_date', 'b.calibration_end', 'day') }} as integer) as "T",
-        cast(case when c.occasions > 1 then (c.total_amount - c.first_amount) / (c.occasions - 1)
-            else 0 end as double) as monetary_value,
+        c.frequency,
+        c.recency,
+        c."T",
+        c.monetary_value,
         cast(coalesce(h.holdout_frequency, 0) as integer) as holdout_frequency,
         cast(coalesce(h.holdout_monetary, 0) as double) as holdout_monetary,
         cast({{ var('holdout_days') }} as integer) as holdout_days,

@@ -31,12 +31,7 @@ normalised as (
 
     select
         *,
-        case
-            when status_raw is null then 'paid'
-            when status_raw in ('paid', 'completed', 'complete', 'success', 'done', 'delivered', '已支付', '已完成') then 'paid'
-            when status_raw in ('cancelled', 'canceled', 'cancel', 'void', '已取消') then 'cancelled'
-            when status_raw in ('refunded', 'refund', 'returned', '已退款') then 'refunded'
-        end as status
+        {{ normalise_status('status_raw') }} as status
     from typed
 
 ),

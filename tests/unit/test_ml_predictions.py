@@ -1,4 +1,5 @@
-"""Closed-form predictions: agreement with lifetimes, quadrature and Monte-Carlo."""
+"""Closed-form predictions of the model classes: agreement with lifetimes, quadrature
+and Monte-Carlo."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ import pytest
 from lifetimes import BetaGeoFitter, ModifiedBetaGeoFitter, ParetoNBDFitter
 from scipy.integrate import quad
 
-from ml import formulas
+from ml import pareto_nbd
 from ml.errors import ModelError
+from ml.purchase_models import MODELS, PurchaseModel, load_purchase_model
 
 # Published / CDNOW-fitted parameters (weeks).
 PARAMS = {
@@ -40,15 +42,21 @@ def _lifetimes(name: str):
     return fitter
 
 
+def _model(name: str, params: dict[str, float] | None = None) -> PurchaseModel:
+    return load_purchase_model(name, params or PARAMS[name], "week")
+
+
 @pytest.mark.parametrize("name", list(PARAMS))
 def test_p_alive_and_expected_purchases_match_lifetimes(name: str) -> None:
     x, t_x, age = HISTORIES.T
     fitter = _lifetimes(name)
-    ours = formulas.p_alive(name, PARAMS[name], x, t_x, age)
+    model = _model(name)
+    ours = model.p_alive(x, t_x, age)
     theirs = np.atleast_1d(fitter.conditional_probability_alive(x, t_x, age))
     np.testing.assert_allclose(ours, theirs, rtol=1e-9, atol=1e-12)
     for t in (1.0, 13.0, 52.0):
-        ours_e = formulas.expected_purchases(name, PARAMS[name], t, x, t_x, age)
+        ours_e = model.expected_purchases(t, x, t_x, age)
+        np.testing.assert_array_equal(model.predict(t, x, t_x, age), ours_e)
         theirs_e = fitter.conditional_expected_number_of_purchases_up_to_time(t, x, t_x, age)
         np.testing.assert_allclose(ours_e, theirs_e, rtol=1e-8, atol=1e-12)
 
@@ -58,7 +66,7 @@ def test_pareto_p_purchase_matches_lifetimes_conditional_pmf() -> None:
     for x, t_x, age in HISTORIES:
         for t in (4.0, 13.0, 52.0):
             p0 = fitter.conditional_probability_of_n_purchases_up_to_time(0, t, x, t_x, age)
-            ours = formulas.p_purchase("pareto_nbd", PARAMS["pareto_nbd"], t, x, t_x, age)
+            ours = _model("pareto_nbd").p_purchase(t, x, t_x, age)
             assert ours == pytest.approx(1.0 - p0, abs=1e-9)
 
 
@@ -75,7 +83,7 @@ def test_pareto_p_purchase_matches_lifetimes_conditional_pmf() -> None:
 )
 def test_log_integral_matches_quadrature(lo, hi, m, k, A, B) -> None:
     expected, _ = quad(lambda v: (A + v) ** -m * (B + v) ** -k, lo, hi, epsabs=0, epsrel=1e-12)
-    ours = float(np.exp(formulas._log_integral(lo, hi, m, k, A, B)))
+    ours = float(np.exp(pareto_nbd.log_integral(lo, hi, m, k, A, B)))
     assert ours == pytest.approx(expected, rel=1e-8)
 
 
@@ -115,7 +123,7 @@ def _mc_p_purchase(name: str, x: int, t_x: float, age: float, t: float, n: int, 
     [(0, 0.0, 30.0, 13.0), (0, 0.0, 5.0, 13.0), (2, 20.0, 40.0, 13.0), (5, 30.0, 50.0, 8.0)],
 )
 def test_p_purchase_matches_monte_carlo(name, x, t_x, age, t) -> None:
-    closed = float(formulas.p_purchase(name, PARAMS[name], t, x, t_x, age)[()])
+    closed = float(_model(name).p_purchase(t, x, t_x, age)[()])
     simulated = _mc_p_purchase(name, x, t_x, age, t, n=600_000, seed=11)
     assert closed == pytest.approx(simulated, abs=0.01)
 
@@ -130,24 +138,41 @@ def test_one_time_buyer_purchase_probability_by_pure_forward_simulation() -> Non
     no_repeat = rng.poisson(lam * age) == 0  # death only follows a purchase
     bought = rng.exponential(1.0 / lam) < t
     simulated = bought[no_repeat].mean()
-    closed = float(formulas.p_purchase("bgnbd", p, t, 0, 0.0, age)[()])
-    assert float(formulas.p_alive("bgnbd", p, 0, 0.0, age)[()]) == 1.0
+    model = _model("bgnbd")
+    closed = float(model.p_purchase(t, 0, 0.0, age)[()])
+    assert float(model.p_alive(0, 0.0, age)[()]) == 1.0
     assert closed == pytest.approx(simulated, abs=0.005)
-    later = float(formulas.p_purchase("bgnbd", p, t, 0, 0.0, 2 * age)[()])
+    later = float(model.p_purchase(t, 0, 0.0, 2 * age)[()])
     assert later < closed
 
 
 def test_expected_purchases_increase_with_horizon_and_start_at_zero() -> None:
     x, t_x, age = HISTORIES.T
-    for name, params in PARAMS.items():
-        values = [formulas.expected_purchases(name, params, t, x, t_x, age) for t in (0, 4, 13, 52)]
+    for name in PARAMS:
+        model = _model(name)
+        values = [model.expected_purchases(t, x, t_x, age) for t in (0, 4, 13, 52)]
         np.testing.assert_allclose(values[0], 0.0, atol=1e-12)
         for lower, higher in zip(values, values[1:], strict=False):
             assert np.all(higher >= lower)
 
 
 def test_unknown_model_and_missing_params_raise_model_error() -> None:
-    with pytest.raises(ModelError, match="unknown purchase model"):
-        formulas.p_alive("nbd", PARAMS["bgnbd"], 1, 1.0, 2.0)
-    with pytest.raises(ModelError, match="missing s, beta"):
-        formulas.p_alive("pareto_nbd", PARAMS["bgnbd"], 1, 1.0, 2.0)
+    with pytest.raises(ModelError, match="unknown purchase model 'nbd'"):
+        _model("nbd", PARAMS["bgnbd"])
+    with pytest.raises(ModelError, match="Pareto/NBD parameters lack s, beta"):
+        _model("pareto_nbd", PARAMS["bgnbd"])
+
+
+@pytest.mark.parametrize("name", list(PARAMS))
+def test_p_purchase_and_expectation_factorise_through_p_alive(name: str) -> None:
+    """The interface's composite predictions are P(alive) times the given-alive parts."""
+    x, t_x, age = HISTORIES.T
+    model = MODELS[name](params=PARAMS[name], time_unit="week")
+    alive = model.p_alive(x, t_x, age)
+    np.testing.assert_array_equal(
+        model.p_purchase(13.0, x, t_x, age), alive * model.p_purchase_given_alive(13.0, x, age)
+    )
+    np.testing.assert_array_equal(
+        model.expected_purchases(13.0, x, t_x, age),
+        alive * model.expected_purchases_given_alive(13.0, x, age),
+    )

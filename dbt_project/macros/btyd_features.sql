@@ -1,0 +1,34 @@
+{#
+  The buy-till-you-die model inputs per customer, observed up to `end_date` (a SQL date
+  expression), with exactly lifetimes' definitions (summary_data_from_transaction_data,
+  freq='D'), from purchase occasions (one row per member and day with an amount):
+    frequency       repeat purchase occasions (occasions - 1)
+    recency         days from the first to the last occasion
+    T               days from the first occasion to end_date
+    monetary_value  mean value of the repeat occasions (0 when there are none)
+  plus first/last purchase dates. The one definition of the features: the published
+  features (end = as-of date) and the backtest's calibration (end = its cut-off) use it.
+#}
+{% macro btyd_features(occasions, end_date) %}
+    select
+        member_id,
+        cast(count(*) - 1 as integer) as frequency,
+        cast({{ dbt.datediff('min(occasion_date)', 'max(occasion_date)', 'day') }} as integer)
+            as recency,
+        cast({{ dbt.datediff('min(occasion_date)', end_date, 'day') }} as integer) as "T",
+        cast(coalesce(
+            sum(occasion_amount) filter (where occasion_number > 1) / nullif(count(*) - 1, 0), 0
+        ) as double) as monetary_value,
+        min(occasion_date) as first_purchase_date,
+        max(occasion_date) as last_purchase_date
+    from (
+        select
+            member_id,
+            occasion_date,
+            occasion_amount,
+            row_number() over (partition by member_id order by occasion_date) as occasion_number
+        from {{ occasions }}
+        where occasion_date <= {{ end_date }}
+    )
+    group by member_id
+{% endmacro %}

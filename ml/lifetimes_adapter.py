@@ -1,0 +1,202 @@
+"""The one module that touches lifetimes: its fitters, its objective and its internals.
+
+lifetimes 0.11.3 keeps parts the pipeline needs behind underscores: the objective it
+minimises (``_negative_log_likelihood``, a static method on each fitter class) and the
+state ``fit`` leaves on a Pareto/NBD fitter (``_scale``, ``_negative_log_likelihood_``,
+``_hessian_``). A fitted model is a fitter with ``params_`` set. Everything that
+relies on those details is here, so a lifetimes upgrade (or its replacement) changes
+one file; the rest of ``ml`` imports only the names below.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from lifetimes import BetaGeoFitter, GammaGammaFitter, ModifiedBetaGeoFitter, ParetoNBDFitter
+from lifetimes.utils import ConvergenceError
+from numpy.typing import ArrayLike
+
+__all__ = [
+    "BetaGeoFitter",
+    "ConvergenceError",
+    "GammaGammaFitter",
+    "ModifiedBetaGeoFitter",
+    "ParetoNBDFitter",
+    "expected_purchases_new_customer",
+    "fit",
+    "fitted_params",
+    "log_likelihood",
+    "pareto_fitter",
+    "with_params",
+]
+
+
+def _set_params(fitter: Any, params: Mapping[str, float], names: Sequence[str]) -> Any:
+    fitter.params_ = pd.Series([float(params[p]) for p in names], index=list(names))
+    if hasattr(fitter, "conditional_expected_number_of_purchases_up_to_time"):
+        # lifetimes' purchase fitters alias predict in fit(); a rebuilt one should too
+        fitter.predict = fitter.conditional_expected_number_of_purchases_up_to_time
+    return fitter
+
+
+def with_params(fitter_class: type, params: Mapping[str, float], names: Sequence[str]) -> Any:
+    """Return a fitter of ``fitter_class`` that predicts with ``params``, as if fitted.
+
+    Parameters
+    ----------
+    fitter_class : type
+        A lifetimes fitter class, e.g. :class:`lifetimes.BetaGeoFitter`.
+    params : mapping of str to float
+        Parameter values in lifetimes' names.
+    names : sequence of str
+        The parameter names in lifetimes' order.
+
+    Returns
+    -------
+    object
+        A fitter (penalizer 0) whose ``params_`` are set, so its prediction methods work.
+    """
+    return _set_params(fitter_class(), params, names)
+
+
+def fit(fitter_class: type, penalizer: float, *columns: ArrayLike, weights: ArrayLike) -> Any:
+    """Fit a lifetimes fitter on weighted data with one penalizer coefficient.
+
+    Parameters
+    ----------
+    fitter_class : type
+        A lifetimes fitter class.
+    penalizer : float
+        L2 penalizer coefficient (``penalizer_coef``).
+    *columns : array_like
+        The data columns in the order of the fitter's ``fit``, e.g. ``frequency,
+        recency, T`` or ``frequency, monetary_value``.
+    weights : array_like
+        Number of customers per row.
+
+    Returns
+    -------
+    object
+        The fitted fitter. lifetimes raises ``ConvergenceError`` when the optimiser fails.
+    """
+    fitter = fitter_class(penalizer_coef=penalizer)
+    fitter.fit(*columns, weights=weights)
+    return fitter
+
+
+def fitted_params(fitter: Any, names: Sequence[str]) -> dict[str, float]:
+    """Return a fitter's parameters as plain floats in the order of ``names``.
+
+    Parameters
+    ----------
+    fitter : object
+        A fitted lifetimes fitter.
+    names : sequence of str
+        Parameter names to read.
+
+    Returns
+    -------
+    dict of str to float
+        Parameter values.
+    """
+    return {p: float(fitter.params_[p]) for p in names}
+
+
+def log_likelihood(
+    fitter_class: type, values: ArrayLike, *columns: ArrayLike, weights: ArrayLike
+) -> float:
+    """Total (weight-summed) log-likelihood under lifetimes' own objective, no penalty.
+
+    Parameters
+    ----------
+    fitter_class : type
+        ``BetaGeoFitter``, ``ModifiedBetaGeoFitter`` or ``GammaGammaFitter`` (their
+        objective takes log parameters and returns the weighted mean negative
+        log-likelihood).
+    values : array_like
+        Parameter values in lifetimes' order.
+    *columns : array_like
+        Data columns as for :func:`fit`.
+    weights : array_like
+        Number of customers per row.
+
+    Returns
+    -------
+    float
+        ``-mean_nll * sum(weights)``; may be non-finite, the caller checks.
+    """
+    w = np.asarray(weights, dtype=float)
+    log_values = np.log(np.asarray(values, dtype=float))
+    nll = fitter_class._negative_log_likelihood(log_values, *columns, w, 0.0)
+    return float(-nll * w.sum())
+
+
+def pareto_fitter(
+    params: Mapping[str, float],
+    names: Sequence[str],
+    *,
+    penalizer: float,
+    time_scale: float,
+    mean_objective: float,
+    frequency: np.ndarray,
+    recency: np.ndarray,
+    T: np.ndarray,
+    weights: np.ndarray,
+) -> Any:
+    """Return a ``ParetoNBDFitter`` in the state lifetimes' own ``fit`` would leave it.
+
+    The Pareto/NBD fit runs outside lifetimes (see :mod:`ml.pareto_nbd`); this stores
+    its result the way ``ParetoNBDFitter.fit`` does, so the fitter's methods work.
+
+    Parameters
+    ----------
+    params : mapping of str to float
+        Fitted ``r, alpha, s, beta`` in the data's time unit.
+    names : sequence of str
+        Parameter names in lifetimes' order.
+    penalizer : float
+        Penalizer coefficient used.
+    time_scale : float
+        lifetimes' time rescaling, ``1 / max(T)``.
+    mean_objective : float
+        Minimised penalised negative log-likelihood per histogram row.
+    frequency, recency, T, weights : numpy.ndarray
+        The fitting data (one row per histogram row).
+
+    Returns
+    -------
+    lifetimes.ParetoNBDFitter
+        With ``params_``, ``data``, ``predict`` and lifetimes' private fit state set.
+    """
+    fitter = _set_params(ParetoNBDFitter(penalizer_coef=penalizer), params, names)
+    x = np.asarray(frequency, dtype=float)
+    w = np.asarray(weights, dtype=float)
+    mean_x = float(np.einsum("i,i->", w / float(np.sum(w)), x))
+    fitter._scale = time_scale
+    # lifetimes' reported objective: scaled-time log-likelihood is ll - x log(scale).
+    fitter._negative_log_likelihood_ = len(x) * (mean_objective + mean_x * math.log(time_scale))
+    fitter._hessian_ = None
+    fitter.data = pd.DataFrame({"frequency": frequency, "recency": recency, "T": T, "weights": w})
+    return fitter
+
+
+def expected_purchases_new_customer(fitter: Any, t: ArrayLike) -> np.ndarray:
+    """Expected repeat purchases in ``(0, t]`` after a first purchase (unconditional).
+
+    Parameters
+    ----------
+    fitter : object
+        A fitted (or rebuilt) lifetimes purchase fitter.
+    t : array_like
+        Time since the first purchase, in the model time unit.
+
+    Returns
+    -------
+    numpy.ndarray
+        Expected counts, shape of ``t``.
+    """
+    return np.asarray(fitter.expected_number_of_purchases_up_to_time(t), dtype=float)

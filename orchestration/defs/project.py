@@ -1,0 +1,88 @@
+"""The dbt project, declared once (dagster-dbt `DbtProject`), and its preparation.
+
+`dagster dev` (`crm ui`) prepares the project itself (`prepare_if_dev`: `dbt parse`
+writes target/manifest.json). Everything else that loads the definitions — `crm run`,
+the tests, the benchmark — calls `prepare_if_stale()` first, which parses only when the
+manifest is missing or older than a file of the dbt project. Nothing else runs at import.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from dagster_dbt import DbtCliResource, DbtProject
+
+from orchestration.errors import CrmError
+from orchestration.lib.playbook import load_playbook
+from orchestration.settings import DBT_PROJECT_DIR, Settings
+
+#: The dbt installed beside this Python (so no PATH set-up is needed), else the one on PATH.
+DBT_EXECUTABLE = (
+    str(Path(sys.executable).with_name("dbt"))
+    if Path(sys.executable).with_name("dbt").exists()
+    else "dbt"
+)
+_WATCHED = ("models", "macros", "seeds", "tests", "dbt_project.yml", "profiles.yml")
+
+dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
+dbt_project.prepare_if_dev()
+
+
+def dbt_cli() -> DbtCliResource:
+    return DbtCliResource(
+        project_dir=dbt_project, profiles_dir=DBT_PROJECT_DIR, dbt_executable=DBT_EXECUTABLE
+    )
+
+
+def _newest_source_mtime(project_dir: Path) -> float:
+    newest = 0.0
+    for name in _WATCHED:
+        p = project_dir / name
+        for f in [p] if p.is_file() else (p.rglob("*") if p.is_dir() else []):
+            if f.is_file():
+                newest = max(newest, f.stat().st_mtime)
+    return newest
+
+
+def prepare_if_stale(project: DbtProject = dbt_project) -> Path:
+    """`dbt parse` when the manifest is missing or older than the project's SQL/YAML."""
+    manifest = project.manifest_path
+    if manifest.exists() and manifest.stat().st_mtime >= _newest_source_mtime(project.project_dir):
+        return manifest
+    invocation = dbt_cli().cli(
+        ["parse", "--quiet"],
+        target_path=project.target_path,
+        raise_on_error=False,
+    )
+    output = [str(e.raw_event["info"].get("msg", "")) for e in invocation.stream_raw_events()]
+    if not invocation.is_successful() or not manifest.exists():
+        raise CrmError(
+            "dbt parse failed, so the pipeline's SQL cannot be loaded:\n"
+            + "\n".join(line for line in output if line).strip()[-2000:]
+        )
+    return manifest
+
+
+def dbt_vars(s: Settings) -> dict[str, object]:
+    """Everything a dbt invocation gets from the pipeline: the profile's warehouse file
+    and memory cap (profiles.yml) and the business rules' vars (dbt_project.yml)."""
+    out: dict[str, object] = {
+        "warehouse": str(s.warehouse),
+        "duckdb_memory_limit": s.duckdb_memory_limit,
+        "as_of_date": s.as_of.isoformat(),
+        "timezone": s.timezone,
+        "holdout_days": s.holdout_days,
+        "min_order_date": s.min_order_date.isoformat(),
+        "max_order_amount": (
+            int(s.max_order_amount)
+            if float(s.max_order_amount).is_integer()
+            else s.max_order_amount
+        ),
+    }
+    if s.silent_after_days is not None:
+        out["silent_after_days"] = s.silent_after_days
+    if s.churn_after_days is not None:
+        out["churn_after_days"] = s.churn_after_days
+    out["playbook"] = load_playbook(s.playbook).to_dbt_var()
+    return out
