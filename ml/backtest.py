@@ -1,4 +1,28 @@
-"""Calibration/holdout backtest of the purchase models against a naive baseline."""
+"""Rolling-origin backtest of the purchase models, a noise-aware choice, and a gate.
+
+The data come from SQL (``marts.customer_features_backtest``): for each cut-off, the
+customers' features as of it and their purchases in the holdout after it. The holdout
+is a quarter of the history (at most ``CRM_HOLDOUT_DAYS``); cut-offs with at least two
+holdouts of history before them are *forecast origins*.
+
+At every origin each candidate is fitted exactly as it would be published (the same
+penalizer ladder on the calibration histogram) and predicts each customer's holdout
+purchases. Three criteria, averaged over the origins, make the loss of a predictor:
+
+* per-customer error: RMSE / mean actual purchases (the squared error is smallest for
+  the expected value each model forecasts; the absolute error would reward forecasting
+  the median, i.e. under-forecasting, and pick models on that bias),
+* aggregate error: ``|predicted total - actual total| / actual total``,
+* weekly tracking error: mean ``|cumulative predicted - cumulative actual|`` over the
+  holdout weeks, / actual total.
+
+The **default** model (BG/NBD) is kept unless a challenger's loss is lower in at least
+``confidence`` (95%) of bootstrap resamples of the customers: a difference inside the
+noise never changes the model. The chosen model must then beat two baselines on the
+same loss — the **naive rate** (frequency / T, no dropout) and a **recency-frequency
+rule** that learns the cohort's decay from the cut-off before the origin (mean holdout
+purchases per frequency × days-since-last-purchase cell) — or it is not published.
+"""
 
 from __future__ import annotations
 
@@ -28,99 +52,119 @@ from ml.purchase_models import (
 )
 
 BASELINE = "baseline"
+RF_BASELINE = "rf_baseline"
+BASELINE_LABELS = {BASELINE: "naive rate", RF_BASELINE: "recency-frequency rule"}
+#: The model kept unless a challenger is better beyond the noise.
+DEFAULT_MODEL = "bgnbd"
+#: Share of bootstrap resamples in which a challenger must beat the default.
+CONFIDENCE = 0.95
+BOOTSTRAP_DRAWS = 200
 
 #: Calibration frequencies above this are pooled in the by-frequency table.
 MAX_FREQUENCY_BUCKET = 7
+#: Cells of the recency-frequency rule: repeat purchases, and days since the last
+#: purchase as multiples of the holdout length.
+_RF_FREQUENCY_EDGES = (0, 1, 2, 3, 5, 8)
+_RF_GAP_EDGES = (0.0, 0.25, 0.5, 1.0, 2.0)
 
 CALIBRATION_COLUMNS: tuple[str, ...] = (
+    "cutoff_date",
+    "cutoff_number",
+    "is_origin",
     "member_id",
     "frequency",
     "recency",
     "T",
     "holdout_frequency",
+    "holdout_days",
 )
 
 
 @dataclass(frozen=True)
 class BacktestMetrics:
-    """Holdout accuracy of one predictor (a purchase model or the baseline).
+    """Holdout accuracy of one predictor, averaged over the forecast origins.
 
     Attributes
     ----------
     name : str
-        Model name or ``"baseline"``.
-    predicted_total : float
-        Sum of predicted holdout purchases over all calibration customers.
-    actual_total : int
-        Sum of actual holdout purchases (all are repeat purchases: every calibration
-        customer had bought before the holdout started).
+        Model name, ``"baseline"`` (naive rate) or ``"rf_baseline"``.
+    predicted_total, actual_total : float
+        Holdout purchases predicted and made, summed over the origins.
     aggregate_error_pct : float
-        ``100 * (predicted_total - actual_total) / actual_total`` (NaN if no purchases).
-    mae : float
-        Mean absolute error of per-customer holdout purchases.
-    rmse : float
-        Root mean squared error of per-customer holdout purchases.
+        ``100 * (predicted - actual) / actual`` (mean over origins).
+    mae, rmse : float
+        Per-customer errors of holdout purchases (mean over origins).
     correlation : float
-        Pearson correlation of predicted and actual holdout purchases (NaN if either is
-        constant).
+        Pearson correlation of predicted and actual holdout purchases.
     brier : float
-        Mean squared error of ``P(>= 1 purchase in the holdout)`` against the 0/1
-        outcome; in ``[0, 1]``, lower is better.
+        Mean squared error of ``P(>= 1 purchase in the holdout)``; lower is better.
     top_decile_share : float
-        Share of holdout purchases made by the 10% of customers ranked highest.
+        Share of holdout purchases made by the 10% ranked highest.
+    tracking_error_pct : float
+        Mean absolute gap of the weekly cumulative forecast, % of the holdout total.
+    loss : float
+        RMSE / mean actual + |aggregate error| + tracking error (fractions): the
+        selection criterion; lower is better.
     """
 
     name: str
     predicted_total: float
-    actual_total: int
+    actual_total: float
     aggregate_error_pct: float
     mae: float
     rmse: float
     correlation: float
     brier: float
     top_decile_share: float
+    tracking_error_pct: float = math.nan
+    loss: float = math.nan
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Why the selected model was chosen.
+
+    Attributes
+    ----------
+    default : str
+        The default model.
+    selected : str
+        The chosen model.
+    challenger : str or None
+        The best challenger (lowest loss other than the default).
+    margin : float
+        Default's loss minus the challenger's (positive: the challenger is better).
+    confidence : float
+        Share of bootstrap resamples of the customers in which the challenger's loss
+        is lower than the default's.
+    origins : int
+        Forecast origins the losses are averaged over.
+    """
+
+    default: str
+    selected: str
+    challenger: str | None
+    margin: float
+    confidence: float
+    origins: int
 
 
 @dataclass(frozen=True)
 class BacktestResult:
     """Outcome of :func:`backtest`.
 
-    Attributes
-    ----------
-    metrics : dict of str to BacktestMetrics
-        Per converged model, in candidate order.
-    baseline : BacktestMetrics
-        The naive baseline's metrics.
-    selected : str
-        Name of the selected model (lowest per-customer RMSE).
-    selection_reason : str
-        One sentence explaining the choice, with the RMSEs.
-    deciles : dict of str to pandas.DataFrame
-        Decile lift table per model and for ``"baseline"`` (see :func:`decile_table`).
-    by_frequency : pandas.DataFrame
-        Mean actual and predicted holdout purchases by calibration frequency
-        (``0 … 7+``): columns ``frequency``, ``customers``, ``actual`` and one per model
-        and ``baseline``. Used for the calibration-vs-holdout plot (no daily series is
-        available because the inputs are per-customer summaries).
-    predictions : pandas.DataFrame
-        Per customer: ``member_id``, ``frequency``, ``holdout_frequency`` and the
-        predicted holdout purchases of every model and the baseline.
-    fitted : dict of str to PurchaseModel
-        Models fitted on the calibration histogram.
-    failures : dict of str to str
-        Candidates that did not converge, with the reason.
-    holdout_days : float
-        Holdout window length in days.
-    time_unit : str
-        Model time unit.
-    calibration : DataSummary
-        Sizes of the calibration data (customers, repeat customers, histogram rows).
+    ``metrics``, ``baseline`` and ``rf_baseline`` are averaged over the origins;
+    ``deciles``, ``by_frequency``, ``predictions``, ``fitted``, ``calibration`` and
+    ``calibration_table`` are of the newest origin (the one closest to the as-of date).
+    ``origin_metrics`` has one row per origin and predictor.
     """
 
     metrics: dict[str, BacktestMetrics]
     baseline: BacktestMetrics
+    rf_baseline: BacktestMetrics | None
     selected: str
     selection_reason: str
+    decision: Decision
     deciles: dict[str, pd.DataFrame] = field(repr=False)
     by_frequency: pd.DataFrame = field(repr=False)
     predictions: pd.DataFrame = field(repr=False)
@@ -129,41 +173,31 @@ class BacktestResult:
     holdout_days: float
     time_unit: str
     calibration: DataSummary
+    cutoff: str = ""
+    origin_metrics: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
+    calibration_table: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
+
+    @property
+    def baselines(self) -> list[BacktestMetrics]:
+        return [self.baseline, *([self.rf_baseline] if self.rf_baseline else [])]
 
     def metrics_table(self) -> pd.DataFrame:
-        """Return one row per model plus the baseline, with all metric columns.
-
-        Returns
-        -------
-        pandas.DataFrame
-            Columns ``name``, ``predicted_total``, ``actual_total``,
-            ``aggregate_error_pct``, ``mae``, ``rmse``, ``correlation``, ``brier``,
-            ``top_decile_share`` and ``selected`` (bool).
-        """
-        rows = [*self.metrics.values(), self.baseline]
+        """One row per model and baseline, with all metric columns and ``selected``."""
+        rows = [*self.metrics.values(), *self.baselines]
         table = pd.DataFrame([m.__dict__ for m in rows])
         table["selected"] = table["name"] == self.selected
         return table
+
+
+def label(name: str) -> str:
+    return MODEL_LABELS.get(name) or BASELINE_LABELS.get(name, name)
 
 
 def baseline_rate(frequency: np.ndarray, T_days: np.ndarray) -> np.ndarray:
     """Naive per-day repeat purchase rate: ``frequency / T`` (0 when ``T == 0``).
 
     The baseline predicts ``rate * holdout_days`` holdout purchases and
-    ``1 - exp(-rate * holdout_days)`` for the probability of at least one (a Poisson
-    process continuing at the customer's historical repeat rate, with no dropout).
-
-    Parameters
-    ----------
-    frequency : numpy.ndarray
-        Repeat purchase occasions in the calibration period.
-    T_days : numpy.ndarray
-        Days from first purchase to the calibration end.
-
-    Returns
-    -------
-    numpy.ndarray
-        Purchases per day.
+    ``1 - exp(-rate * holdout_days)`` for the probability of at least one.
     """
     freq = np.asarray(frequency, dtype=float)
     age = np.asarray(T_days, dtype=float)
@@ -171,29 +205,52 @@ def baseline_rate(frequency: np.ndarray, T_days: np.ndarray) -> np.ndarray:
     return np.where(age > 0, freq / safe, 0.0)
 
 
+def _rf_cells(frame: pd.DataFrame, holdout_days: float) -> np.ndarray:
+    freq = np.digitize(frame["frequency"].to_numpy(float), _RF_FREQUENCY_EDGES[1:])
+    gap = (frame["T"].to_numpy(float) - frame["recency"].to_numpy(float)) / holdout_days
+    return freq * 10 + np.digitize(gap, _RF_GAP_EDGES[1:])
+
+
+def rf_rule(
+    learn: pd.DataFrame, apply: pd.DataFrame, holdout_days: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """The recency-frequency rule: what customers in the same cell did next, before.
+
+    Parameters
+    ----------
+    learn : pandas.DataFrame
+        Customers at an earlier cut-off (``frequency``, ``recency``, ``T`` in days and
+        ``holdout_frequency``: their purchases in the holdout after it).
+    apply : pandas.DataFrame
+        Customers at the origin (same columns but ``holdout_frequency``).
+    holdout_days : float
+        Holdout length (cells of days since the last purchase are in its multiples).
+
+    Returns
+    -------
+    expected, probability : numpy.ndarray
+        Per customer of ``apply``: the mean holdout purchases and the share with at
+        least one, in its cell at the earlier cut-off (its frequency class when the
+        cell is empty there, else everyone's).
+    """
+    y = learn["holdout_frequency"].to_numpy(float)
+    cells = pd.DataFrame({"cell": _rf_cells(learn, holdout_days), "y": y, "buy": y > 0})
+    by_cell = cells.groupby("cell")[["y", "buy"]].mean()
+    by_freq = cells.assign(f=cells["cell"] // 10).groupby("f")[["y", "buy"]].mean()
+    target = _rf_cells(apply, holdout_days)
+    out = by_cell.reindex(target)
+    fallback = by_freq.reindex(target // 10).to_numpy()
+    values = np.where(np.isnan(out.to_numpy()), fallback, out.to_numpy())
+    values = np.where(np.isnan(values), [y.mean(), (y > 0).mean()], values)
+    return values[:, 0], values[:, 1]
+
+
 def decile_table(member_id: np.ndarray, predicted: np.ndarray, actual: np.ndarray) -> pd.DataFrame:
     """Rank customers by prediction into 10 near-equal groups and share out holdout sales.
 
     Customers are sorted by prediction, highest first; ties are broken by ``member_id``
-    ascending so the table is deterministic. Groups are formed with
-    ``numpy.array_split`` (sizes differ by at most one).
-
-    Parameters
-    ----------
-    member_id : numpy.ndarray
-        Customer identifiers.
-    predicted : numpy.ndarray
-        Predicted holdout purchases.
-    actual : numpy.ndarray
-        Actual holdout purchases.
-
-    Returns
-    -------
-    pandas.DataFrame
-        Ten rows: ``decile`` (1 = best), ``customers``, ``predicted`` and ``actual``
-        (sums), ``share_of_purchases`` (actual / total actual; sums to 1, NaN if there
-        were no holdout purchases), ``cumulative_share`` and ``lift``
-        (``share_of_purchases`` / customer share).
+    ascending. Columns: ``decile`` (1 = best), ``customers``, ``predicted``,
+    ``actual``, ``share_of_purchases``, ``cumulative_share`` and ``lift``.
     """
     ids = np.asarray(member_id).astype(str)
     pred = np.asarray(predicted, dtype=float)
@@ -221,34 +278,97 @@ def decile_table(member_id: np.ndarray, predicted: np.ndarray, actual: np.ndarra
     return table
 
 
-def _metrics(
-    name: str,
-    member_id: np.ndarray,
-    predicted: np.ndarray,
-    prob: np.ndarray,
-    actual: np.ndarray,
-) -> tuple[BacktestMetrics, pd.DataFrame]:
-    actual_f = actual.astype(float)
-    err = predicted - actual_f
-    total = int(actual.sum())
+def calibration_table(
+    probability: np.ndarray, expected: np.ndarray, actual: np.ndarray
+) -> pd.DataFrame:
+    """Predicted vs observed by decile of P(purchase in the holdout), 1 = most likely.
+
+    Columns: ``decile``, ``customers``, ``predicted_p`` (mean P(≥1 purchase)),
+    ``observed_p`` (share who bought), ``predicted_purchases`` and
+    ``actual_purchases`` (means per customer).
+    """
+    p = np.asarray(probability, float)
+    order = np.argsort(-p, kind="stable")
+    rows = []
+    for decile, chunk in enumerate(np.array_split(order, 10), start=1):
+        rows.append(
+            {
+                "decile": decile,
+                "customers": len(chunk),
+                "predicted_p": float(p[chunk].mean()) if len(chunk) else math.nan,
+                "observed_p": float((actual[chunk] > 0).mean()) if len(chunk) else math.nan,
+                "predicted_purchases": float(expected[chunk].mean()) if len(chunk) else math.nan,
+                "actual_purchases": float(actual[chunk].mean()) if len(chunk) else math.nan,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _tracking_error(cumulative: np.ndarray, weekly_actual: np.ndarray) -> float:
+    actual = np.cumsum(weekly_actual)
+    total = actual[-1] if len(actual) else 0.0
+    return float(np.mean(np.abs(cumulative - actual)) / total) if total > 0 else math.nan
+
+
+def _loss(rmse: float, mean_actual: float, agg: float, tracking: float) -> float:
+    parts = [rmse / mean_actual if mean_actual > 0 else math.nan, abs(agg), tracking]
+    return float(sum(x for x in parts if math.isfinite(x)))
+
+
+@dataclass
+class _Origin:
+    """One forecast origin's predictions: per predictor, per customer."""
+
+    cutoff: str
+    actual: np.ndarray
+    expected: dict[str, np.ndarray]
+    probability: dict[str, np.ndarray]
+    tracking: dict[str, float]
+
+    def loss(self, name: str, idx: np.ndarray | None = None) -> float:
+        a = self.actual if idx is None else self.actual[idx]
+        e = self.expected[name] if idx is None else self.expected[name][idx]
+        total = a.sum()
+        agg = (e.sum() - total) / total if total > 0 else math.nan
+        rmse = float(np.sqrt(np.mean((e - a) ** 2)))
+        return _loss(rmse, float(a.mean()), agg, self.tracking[name])
+
+
+def _metrics(name: str, ids: np.ndarray, o: _Origin) -> tuple[BacktestMetrics, pd.DataFrame]:
+    predicted, actual = o.expected[name], o.actual.astype(float)
+    err = predicted - actual
+    total = float(actual.sum())
     pred_total = float(predicted.sum())
-    if np.std(predicted) > 0 and np.std(actual_f) > 0:
-        corr = float(np.corrcoef(predicted, actual_f)[0, 1])
-    else:
-        corr = math.nan
-    deciles = decile_table(member_id, predicted, actual_f)
+    corr = (
+        float(np.corrcoef(predicted, actual)[0, 1])
+        if np.std(predicted) > 0 and np.std(actual) > 0
+        else math.nan
+    )
+    deciles = decile_table(ids, predicted, actual)
+    agg = (pred_total - total) / total if total > 0 else math.nan
     metrics = BacktestMetrics(
         name=name,
         predicted_total=pred_total,
         actual_total=total,
-        aggregate_error_pct=100.0 * (pred_total - total) / total if total > 0 else math.nan,
+        aggregate_error_pct=100.0 * agg,
         mae=float(np.mean(np.abs(err))),
         rmse=float(np.sqrt(np.mean(err**2))),
         correlation=corr,
-        brier=float(np.mean((prob - (actual > 0)) ** 2)),
+        brier=float(np.mean((o.probability[name] - (actual > 0)) ** 2)),
         top_decile_share=float(deciles["share_of_purchases"].iloc[0]),
+        tracking_error_pct=100.0 * o.tracking[name],
+        loss=o.loss(name),
     )
     return metrics, deciles
+
+
+def _mean_metrics(rows: list[BacktestMetrics]) -> BacktestMetrics:
+    """Metrics averaged over origins (totals summed)."""
+    frame = pd.DataFrame([r.__dict__ for r in rows])
+    values = {c: float(frame[c].mean()) for c in frame.columns if c != "name"}
+    values["predicted_total"] = float(frame["predicted_total"].sum())
+    values["actual_total"] = float(frame["actual_total"].sum())
+    return BacktestMetrics(name=rows[0].name, **values)
 
 
 def _by_frequency(
@@ -264,181 +384,284 @@ def _by_frequency(
     return table
 
 
-def select_model(metrics: dict[str, BacktestMetrics], baseline: BacktestMetrics) -> tuple[str, str]:
-    """Pick the model with the lowest per-customer RMSE.
+def select_model(
+    origins: list[_Origin],
+    candidates: Sequence[str],
+    *,
+    default: str = DEFAULT_MODEL,
+    confidence: float = CONFIDENCE,
+    draws: int = BOOTSTRAP_DRAWS,
+    seed: int = 0,
+) -> tuple[Decision, str]:
+    """Keep the default unless a challenger's loss is lower beyond the noise.
 
-    RMSE on holdout purchase counts rewards getting each customer's volume right, which
-    is what campaign targeting and CLV use. Exact ties go to the earlier model in the
-    preference order ``bgnbd``, ``pareto_nbd``, ``mbgnbd`` (simplest / most widely used
-    first).
-
-    Parameters
-    ----------
-    metrics : dict of str to BacktestMetrics
-        Metrics of the converged models.
-    baseline : BacktestMetrics
-        Baseline metrics, quoted in the reason.
+    The noise is measured by resampling the customers of every origin with replacement
+    ``draws`` times (the weekly tracking errors are kept as measured): a challenger
+    replaces the default only if its mean loss over the origins is lower in at least
+    ``confidence`` of the resamples. Among such challengers the lowest mean loss wins.
 
     Returns
     -------
-    selected : str
-        Model name.
+    decision : Decision
     reason : str
-        Sentence explaining the choice.
+        One sentence with the losses, the margin and the confidence.
     """
-    if not metrics:
+    if not candidates:
         raise ModelError("no purchase model converged, so none can be selected")
-    preference = {n: i for i, n in enumerate(MODEL_NAMES)}
-    ranked = sorted(metrics.values(), key=lambda m: (m.rmse, preference.get(m.name, 99)))
-    best = ranked[0]
-    others = ", ".join(f"{MODEL_LABELS.get(m.name, m.name)} {m.rmse:.4f}" for m in ranked[1:])
-    comparison = f" (vs {others})" if others else " (the only converged model)"
-    verdict = "beats" if best.rmse <= baseline.rmse else "does NOT beat"
-    reason = (
-        f"{MODEL_LABELS.get(best.name, best.name)} has the lowest per-customer RMSE of "
-        f"holdout purchases, {best.rmse:.4f}{comparison}, and {verdict} the naive "
-        f"baseline ({baseline.rmse:.4f})"
+    default = default if default in candidates else candidates[0]
+    mean_loss = {n: float(np.mean([o.loss(n) for o in origins])) for n in candidates}
+    challengers = sorted((n for n in candidates if n != default), key=lambda n: mean_loss[n])
+    rng = np.random.default_rng(seed)
+    wins = dict.fromkeys(challengers, 0)
+    for _ in range(draws if challengers else 0):
+        idx = [rng.integers(0, len(o.actual), len(o.actual)) for o in origins]
+        base = np.mean([o.loss(default, i) for o, i in zip(origins, idx, strict=True)])
+        for n in challengers:
+            wins[n] += int(
+                np.mean([o.loss(n, i) for o, i in zip(origins, idx, strict=True)]) < base
+            )
+    share = {n: float(wins[n]) / draws for n in challengers}
+    eligible = [
+        n for n in challengers if mean_loss[n] < mean_loss[default] and share[n] >= confidence
+    ]
+    selected = eligible[0] if eligible else default
+    # the challenger reported: the one that replaced the default, else the best one
+    best = selected if eligible else (challengers[0] if challengers else None)
+    margin = float(mean_loss[default] - mean_loss[best]) if best else 0.0
+    decision = Decision(
+        default=default,
+        selected=selected,
+        challenger=best,
+        margin=margin,
+        confidence=share.get(best, math.nan) if best else math.nan,
+        origins=len(origins),
     )
-    return best.name, reason
+    losses = ", ".join(f"{label(n)} {mean_loss[n]:.4f}" for n in [default, *challengers])
+    over = f"over {len(origins)} forecast origin{'s' if len(origins) > 1 else ''}"
+    if selected != default:
+        reason = (
+            f"{label(selected)} replaces the default {label(default)}: its loss is "
+            f"{margin / mean_loss[default]:.1%} lower and lower in {share[selected]:.0%} of "
+            f"{draws} bootstrap resamples of the customers (needs {confidence:.0%}); "
+            f"losses {over}: {losses}"
+        )
+    elif best is None:
+        reason = f"{label(default)} is the only converged model (loss {mean_loss[default]:.4f})"
+    else:
+        better = margin > 0
+        reason = (
+            f"{label(default)} (the default) is kept: "
+            + (
+                f"{label(best)}'s loss is {margin / mean_loss[default]:.1%} lower but only in "
+                f"{share[best]:.0%} of {draws} bootstrap resamples of the customers (needs "
+                f"{confidence:.0%}), within the noise"
+                if better
+                else "no challenger has a lower loss"
+            )
+            + f"; losses {over}: {losses}"
+        )
+    return decision, reason
+
+
+def _cumulative(
+    model: PurchaseModel, weeks: int, unit_days: float, x, t_x, age, inverse
+) -> np.ndarray:
+    """Expected cumulative holdout purchases of the cohort at the end of each week."""
+    return np.array(
+        [
+            float(model.expected_purchases(7.0 * w / unit_days, x, t_x, age)[inverse].sum())
+            for w in range(1, weeks + 1)
+        ]
+    )
 
 
 def backtest(
-    calibration: pd.DataFrame,
-    holdout_days: float,
+    cutoffs: pd.DataFrame,
+    weekly: pd.DataFrame | None = None,
     purchase_model_names: Sequence[str] = MODEL_NAMES,
     time_unit: TimeUnit = "week",
     *,
     parallel: bool = True,
     penalizers: Sequence[float] = PENALIZER_LADDER,
+    default: str = DEFAULT_MODEL,
+    confidence: float = CONFIDENCE,
+    draws: int = BOOTSTRAP_DRAWS,
 ) -> BacktestResult:
-    """Fit candidates on the calibration period and score them on the holdout.
+    """Fit every candidate at every forecast origin and score it on the holdout after.
 
     Parameters
     ----------
-    calibration : pandas.DataFrame
-        One row per customer whose first purchase is on or before the calibration end
-        (``as_of - holdout_days``): ``member_id``, ``frequency``, ``recency``, ``T``
-        (days, as of the calibration end) and ``holdout_frequency`` (purchase occasions
-        in the holdout window).
-    holdout_days : float
-        Length of the holdout window in days.
-    purchase_model_names : sequence of str, default all three
+    cutoffs : pandas.DataFrame
+        ``marts.customer_features_backtest``: per cut-off (``cutoff_date``,
+        ``cutoff_number``, 1 = newest, ``is_origin``, ``holdout_days``) one row per
+        customer with ``member_id``, ``frequency``, ``recency``, ``T`` (days, as of the
+        cut-off) and ``holdout_frequency``.
+    weekly : pandas.DataFrame, optional
+        ``marts.backtest_holdout_weekly`` (``cutoff_date``, ``holdout_week``,
+        ``purchases``); without it the tracking error counts purchases as spread evenly.
+    purchase_model_names : sequence of str
         Candidates to fit.
-    time_unit : {"week", "day"}, default "week"
+    time_unit : {"week", "day"}
         Model time unit.
-    parallel : bool, default True
-        Passed to :func:`ml.purchase_models.fit_many`.
-    penalizers : sequence of float
-        Penalizer escalation ladder.
-
-    Returns
-    -------
-    BacktestResult
-        Metrics of every converged model and of the naive baseline, decile tables, the
-        calibration-frequency table, the selected model and why.
-
-    Notes
-    -----
-    Each model predicts a customer's holdout purchases as the conditional expectation
-    ``E[X(holdout) | x, t_x, T]`` and ``P(X(holdout) >= 1 | x, t_x, T)``.
-    The naive baseline predicts ``frequency / T * holdout_days`` (T in days; 0 when
-    ``T == 0``) and ``1 - exp(-frequency / T * holdout_days)``, see
-    :func:`baseline_rate`. The model with the lowest RMSE is selected, see
-    :func:`select_model`.
+    parallel, penalizers
+        Passed to :func:`ml.purchase_models.fit_many` (as for the published fit).
+    default, confidence, draws
+        See :func:`select_model`.
 
     Raises
     ------
     ModelError
-        If columns are missing or invalid, ``holdout_days <= 0``, or no candidate
-        converges (each failure is listed).
+        If columns are missing or invalid, there is no forecast origin, or no
+        candidate converges at an origin.
     """
-    require_columns(calibration, CALIBRATION_COLUMNS, "calibration")
-    validate_rfm(calibration, "calibration")
-    if not (math.isfinite(holdout_days) and holdout_days > 0):
-        raise ModelError(f"holdout_days={holdout_days!r} must be a positive number of days")
-    actual = calibration["holdout_frequency"].to_numpy(dtype=float)
-    if np.any(~np.isfinite(actual)) or np.any(actual < 0):
+    require_columns(cutoffs, CALIBRATION_COLUMNS, "backtest data")
+    origins_frame = cutoffs[cutoffs["is_origin"].astype(bool)]
+    if origins_frame.empty:
         raise ModelError(
-            "calibration.holdout_frequency must be a non-negative count for every customer "
-            "(0 when the customer did not buy in the holdout)"
+            "the history is too short for a backtest: no cut-off has two holdouts of "
+            "history before it"
         )
-    actual = actual.round().astype(np.int64)
+    validate_rfm(origins_frame, "backtest data")
+    holdout_days = float(origins_frame["holdout_days"].iloc[0])
     unit_days = days_per_unit(time_unit)
-    model_frame = to_model_units(calibration, time_unit)
-    hist = histogram(model_frame)
-    fitted, failures = fit_many(
-        hist, purchase_model_names, time_unit, parallel, penalizers=penalizers
-    )
-    if not fitted:
-        raise ModelError(
-            "no purchase model converged on the calibration data: " + "; ".join(failures.values())
+    weeks = max(1, round(holdout_days / 7))
+    by_number = {int(k): g for k, g in cutoffs.groupby("cutoff_number")}
+    origins: list[_Origin] = []
+    newest: dict[str, object] = {}
+    all_metrics: list[dict[str, BacktestMetrics]] = []
+    failures: dict[str, str] = {}
+    converged: set[str] | None = None
+    for number in sorted(int(k) for k in origins_frame["cutoff_number"].unique()):
+        frame = by_number[number].sort_values("member_id", kind="stable")
+        cutoff = str(pd.Timestamp(frame["cutoff_date"].iloc[0]).date())
+        actual = frame["holdout_frequency"].to_numpy(float)
+        if np.any(~np.isfinite(actual)) or np.any(actual < 0):
+            raise ModelError("holdout_frequency must be a non-negative count for every customer")
+        model_frame = to_model_units(frame, time_unit)
+        hist = histogram(model_frame)
+        fitted, failed = fit_many(
+            hist, purchase_model_names, time_unit, parallel, penalizers=penalizers
         )
+        failures.update({k: f"{v} (origin {cutoff})" for k, v in failed.items()})
+        if not fitted:
+            raise ModelError(
+                f"no purchase model converged at origin {cutoff}: " + "; ".join(failed.values())
+            )
+        converged = set(fitted) if converged is None else converged & set(fitted)
+        xyz = model_frame[["frequency", "recency", "T"]].to_numpy(float)
+        rows, inverse = np.unique(xyz, axis=0, return_inverse=True)
+        inverse = inverse.ravel()
+        ux, ut_x, uage = rows[:, 0], rows[:, 1], rows[:, 2]
+        horizon = holdout_days / unit_days
+        if weekly is not None and not weekly.empty:
+            w = weekly[pd.to_datetime(weekly["cutoff_date"]) == pd.Timestamp(cutoff)]
+            weekly_actual = (
+                w.set_index("holdout_week")["purchases"]
+                .reindex(range(1, weeks + 1), fill_value=0)
+                .to_numpy(float)
+            )
+        else:
+            weekly_actual = np.full(weeks, actual.sum() / weeks)
+        expected, probability, tracking = {}, {}, {}
+        for name, model in fitted.items():
+            expected[name] = model.expected_purchases(horizon, ux, ut_x, uage)[inverse]
+            probability[name] = model.p_purchase(horizon, ux, ut_x, uage)[inverse]
+            cum = _cumulative(model, weeks, unit_days, ux, ut_x, uage, inverse)
+            tracking[name] = _tracking_error(cum, weekly_actual)
+        linear = np.arange(1, weeks + 1) / weeks
+        rate = baseline_rate(frame["frequency"].to_numpy(float), frame["T"].to_numpy(float))
+        expected[BASELINE] = rate * holdout_days
+        probability[BASELINE] = -np.expm1(-expected[BASELINE])
+        tracking[BASELINE] = _tracking_error(expected[BASELINE].sum() * linear, weekly_actual)
+        learn = by_number.get(number + 1)
+        if learn is not None and len(learn):
+            expected[RF_BASELINE], probability[RF_BASELINE] = rf_rule(learn, frame, holdout_days)
+            tracking[RF_BASELINE] = _tracking_error(
+                expected[RF_BASELINE].sum() * linear, weekly_actual
+            )
+        origin = _Origin(cutoff, actual, expected, probability, tracking)
+        origins.append(origin)
+        ids = frame["member_id"].to_numpy()
+        per = {}
+        deciles = {}
+        for name in expected:
+            per[name], deciles[name] = _metrics(name, ids, origin)
+        all_metrics.append(per)
+        if not newest:
+            newest = {
+                "frame": frame, "fitted": fitted, "deciles": deciles, "origin": origin,
+                "hist_rows": len(hist), "x": model_frame["frequency"].to_numpy(float),
+            }  # fmt: skip
 
-    ids = calibration["member_id"].to_numpy()
-    x = model_frame["frequency"].to_numpy(dtype=float)
-    t_x = model_frame["recency"].to_numpy(dtype=float)
-    age = model_frame["T"].to_numpy(dtype=float)
-    horizon = holdout_days / unit_days
-
-    metrics: dict[str, BacktestMetrics] = {}
-    deciles: dict[str, pd.DataFrame] = {}
-    preds: dict[str, np.ndarray] = {}
-    # predictions depend only on (x, t_x, T): compute them once per distinct row
-    rows, inverse = np.unique(np.column_stack([x, t_x, age]), axis=0, return_inverse=True)
-    inverse = inverse.ravel()
-    ux, ut_x, uage = rows[:, 0], rows[:, 1], rows[:, 2]
-    for name, model in fitted.items():
-        predicted = model.expected_purchases(horizon, ux, ut_x, uage)[inverse]
-        prob = model.p_purchase(horizon, ux, ut_x, uage)[inverse]
-        metrics[name], deciles[name] = _metrics(name, ids, predicted, prob, actual)
-        preds[name] = predicted
-
-    rate = baseline_rate(calibration["frequency"].to_numpy(float), calibration["T"].to_numpy(float))
-    base_pred = rate * holdout_days
-    base_prob = -np.expm1(-base_pred)
-    baseline, deciles[BASELINE] = _metrics(BASELINE, ids, base_pred, base_prob, actual)
-    preds[BASELINE] = base_pred
-
-    selected, reason = select_model(metrics, baseline)
-    predictions = pd.DataFrame(
-        {
-            "member_id": ids,
-            "frequency": calibration["frequency"].to_numpy(),
-            "holdout_frequency": actual,
-            **preds,
-        }
+    candidates = [n for n in purchase_model_names if n in (converged or set())]
+    if not candidates:
+        raise ModelError(
+            "no purchase model converged at every forecast origin: " + "; ".join(failures.values())
+        )
+    decision, reason = select_model(
+        origins, candidates, default=default, confidence=confidence, draws=draws
     )
+    averaged = {n: _mean_metrics([m[n] for m in all_metrics]) for n in candidates}
+    naive = _mean_metrics([m[BASELINE] for m in all_metrics])
+    rf_rows = [m[RF_BASELINE] for m in all_metrics if RF_BASELINE in m]
+    rf = _mean_metrics(rf_rows) if len(rf_rows) == len(all_metrics) else None
+    gate = [b for b in (naive, rf) if b is not None]
+    worst = [b for b in gate if averaged[decision.selected].loss > b.loss]
+    reason += (
+        (
+            "; it does NOT beat the " + " and the ".join(label(b.name) for b in worst)
+            if worst
+            else "; it beats the " + " and the ".join(label(b.name) for b in gate)
+        )
+        + " ("
+        + ", ".join(f"{label(b.name)} loss {b.loss:.4f}" for b in gate)
+        + ")"
+    )
+
+    frame = newest["frame"]
+    origin = newest["origin"]
+    x = newest["x"]
     return BacktestResult(
-        metrics=metrics,
-        baseline=baseline,
-        selected=selected,
+        metrics=averaged,
+        baseline=naive,
+        rf_baseline=rf,
+        selected=decision.selected,
         selection_reason=reason,
-        deciles=deciles,
-        by_frequency=_by_frequency(x, actual, preds),
-        predictions=predictions,
-        fitted=fitted,
+        decision=decision,
+        deciles=newest["deciles"],
+        by_frequency=_by_frequency(x, origin.actual, origin.expected),
+        predictions=pd.DataFrame(
+            {
+                "member_id": frame["member_id"].to_numpy(),
+                "frequency": frame["frequency"].to_numpy(),
+                "holdout_frequency": origin.actual.astype(np.int64),
+                **origin.expected,
+            }
+        ),
+        fitted=newest["fitted"],
         failures=failures,
-        holdout_days=float(holdout_days),
+        holdout_days=holdout_days,
         time_unit=time_unit,
         calibration=DataSummary(
-            customers=int(len(calibration)),
+            customers=int(len(frame)),
             repeat_customers=int((x > 0).sum()),
-            histogram_rows=int(len(hist)),
+            histogram_rows=int(newest["hist_rows"]),
+        ),
+        cutoff=origin.cutoff,
+        origin_metrics=pd.DataFrame(
+            [
+                {"origin": o.cutoff, **m.__dict__}
+                for o, per in zip(origins, all_metrics, strict=True)
+                for m in per.values()
+            ]
+        ),
+        calibration_table=calibration_table(
+            origin.probability[decision.selected], origin.expected[decision.selected], origin.actual
         ),
     )
 
 
 def beats_baseline(result: BacktestResult) -> bool:
-    """Whether the selected model's RMSE is <= the naive baseline's.
-
-    Parameters
-    ----------
-    result : BacktestResult
-        Backtest outcome.
-
-    Returns
-    -------
-    bool
-        True if the selected model is at least as accurate as the baseline.
-    """
-    return result.metrics[result.selected].rmse <= result.baseline.rmse
+    """Whether the selected model's loss is at most every baseline's (the gate)."""
+    selected = result.metrics[result.selected].loss
+    return all(selected <= b.loss for b in result.baselines)

@@ -6,7 +6,7 @@ import math
 from collections.abc import Mapping, Sequence
 from datetime import date, timedelta
 
-from ml.backtest import BacktestMetrics, BacktestResult, beats_baseline
+from ml.backtest import BacktestMetrics, BacktestResult, beats_baseline, label
 from ml.errors import ModelError
 from ml.histogram import DataSummary
 from ml.purchase_models import PurchaseModel
@@ -48,15 +48,17 @@ def _model_rows(models: Mapping[str, PurchaseModel], fitted_on: str) -> list[lis
     ]
 
 
-def _metric_row(m: BacktestMetrics, label: str, selected: bool) -> list[str]:
-    name = f"**{label}** (selected)" if selected else label
+def _metric_row(m: BacktestMetrics, selected: bool) -> list[str]:
+    name = f"**{label(m.name)}** (selected)" if selected else label(m.name)
     return [
         name,
         _num(m.predicted_total, 6),
-        f"{m.actual_total:,}",
+        f"{m.actual_total:,.0f}",
         _num(m.aggregate_error_pct, 3),
         _num(m.mae),
         _num(m.rmse),
+        _num(m.tracking_error_pct, 3),
+        _num(m.loss),
         _num(m.correlation, 3),
         _num(m.brier),
         _num(m.top_decile_share, 3),
@@ -112,7 +114,7 @@ def render_model_card(
             as_of = date.fromisoformat(as_of)
         except ValueError:
             raise ModelError(f"as_of={as_of!r} is not an ISO date (YYYY-MM-DD)") from None
-    calibration_end = as_of - timedelta(days=round(result.holdout_days))
+    calibration_end = result.cutoff or (as_of - timedelta(days=round(result.holdout_days)))
 
     title = "# Model card: purchase (CLV/churn) and spend models"
     lines = [title + (f" — {model_version}" if model_version else ""), ""]
@@ -122,8 +124,9 @@ def render_model_card(
         ["Item", "Value"],
         [
             ["As-of date", as_of.isoformat()],
-            ["Calibration period ends", calibration_end.isoformat()],
-            ["Holdout window", f"{result.holdout_days:g} days"],
+            ["Newest forecast origin (calibration end)", str(calibration_end)],
+            ["Forecast origins", str(result.decision.origins)],
+            ["Holdout window", f"{result.holdout_days:g} days (a quarter of the history, capped)"],
             ["Model time unit", result.time_unit],
         ]
         + (
@@ -160,23 +163,28 @@ def render_model_card(
 
     lines += ["", f"## Backtest ({result.holdout_days:g}-day holdout)", ""]
     lines.append(
-        "Predicted vs actual repeat purchases of calibration customers in the holdout. "
-        "The naive baseline predicts frequency / T × holdout days (T in days) and "
-        "P(≥1) = 1 − exp(−that)."
+        f"Each candidate is fitted before each forecast origin exactly as it is published "
+        f"(same penalizer rule) and predicts each customer's purchases in the "
+        f"{result.holdout_days:g} days after it; figures are means over "
+        f"{result.decision.origins} origin(s) (totals summed). Loss = RMSE / mean actual + "
+        "|aggregate error| + weekly tracking error. Baselines: the naive rate "
+        "(frequency / T, no dropout) and the recency-frequency rule (what customers with "
+        "the same repeat purchases and days since their last purchase bought in the "
+        "holdout before)."
     )
     lines.append("")
-    metric_rows = [
-        _metric_row(m, m.name, m.name == result.selected) for m in result.metrics.values()
-    ]
-    metric_rows.append(_metric_row(result.baseline, "naive baseline", False))
+    metric_rows = [_metric_row(m, m.name == result.selected) for m in result.metrics.values()]
+    metric_rows += [_metric_row(b, False) for b in result.baselines]
     lines += markdown_lines(
         [
-            "Model",
+            "Predictor",
             "Predicted total",
             "Actual total",
             "Aggregate error %",
             "MAE",
             "RMSE",
+            "Tracking error %",
+            "Loss",
             "Correlation",
             "Brier",
             "Top-decile share",
@@ -184,18 +192,57 @@ def render_model_card(
         metric_rows,
     )
 
+    d = result.decision
     lines += ["", "## Selection", ""]
-    lines.append(f"Selected: **{result.selected}**. {result.selection_reason}.")
+    lines.append(f"Selected: **{label(result.selected)}**. {result.selection_reason}.")
     lines.append("")
-    lines.append(
-        "Rule: lowest per-customer RMSE of holdout purchases; ties go to bgnbd, then "
-        "pareto_nbd, then mbgnbd. "
-        + (
-            "The selected model beats the naive baseline."
-            if beats_baseline(result)
-            else "WARNING: the selected model does not beat the naive baseline."
-        )
+    lines += markdown_lines(
+        ["Item", "Value"],
+        [
+            ["Default model", label(d.default)],
+            ["Best challenger", label(d.challenger) if d.challenger else "—"],
+            ["Margin (default loss − challenger loss)", _num(d.margin)],
+            ["Confidence (challenger better in bootstrap resamples)", _num(d.confidence, 3)],
+            [
+                "Gate",
+                "passed: beats every baseline"
+                if beats_baseline(result)
+                else "FAILED: worse than a baseline, not published",
+            ],
+        ],
     )
+    if not result.calibration_table.empty:
+        sel = result.metrics[result.selected]
+        lines += ["", "## Calibration (newest origin)", ""]
+        lines.append(
+            f"Customers in deciles of the selected model's P(purchase in "
+            f"{result.holdout_days:g} days), predicted vs observed. Aggregate bias of "
+            f"expected purchases: {_num(sel.aggregate_error_pct, 3)}% (mean over origins); "
+            "no correction is applied."
+        )
+        lines.append("")
+        lines += markdown_lines(
+            [
+                "Decile",
+                "Customers",
+                "Predicted P(buy)",
+                "Observed share",
+                "Predicted purchases",
+                "Actual purchases",
+            ],
+            [
+                [
+                    str(r.decile),
+                    f"{r.customers:,}",
+                    _num(r.predicted_p, 3),
+                    _num(r.observed_p, 3),
+                    _num(r.predicted_purchases, 3),
+                    _num(r.actual_purchases, 3),
+                ]
+                for r in result.calibration_table.itertuples()
+            ],
+        )
+    lines.append("")
 
     sp = spend_model
     corr = sp.frequency_spend_corr

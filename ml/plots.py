@@ -15,9 +15,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from ml.backtest import BASELINE, BacktestResult
+from ml.backtest import BASELINE, BacktestResult, label
 from ml.errors import ModelError
-from ml.purchase_models import MODEL_LABELS, PurchaseModel
+from ml.purchase_models import PurchaseModel
 
 _DPI = 110
 
@@ -30,7 +30,7 @@ def _png(fig: Figure) -> bytes:
 
 
 def _label(name: str) -> str:
-    return "Naive baseline" if name == BASELINE else MODEL_LABELS.get(name, name)
+    return label(name)
 
 
 def plot_decile_lift(result: BacktestResult, model: str | None = None) -> bytes:
@@ -152,8 +152,8 @@ def plot_holdout_by_frequency(result: BacktestResult) -> bytes:
     fig = Figure(figsize=(7.5, 4.2))
     ax = fig.add_subplot()
     ax.plot(pos, table["actual"], color="k", marker="o", linewidth=2, label="Actual")
-    for name in [*result.metrics, BASELINE]:
-        style = "--" if name == BASELINE else "-"
+    for name in [*result.metrics, *(b.name for b in result.baselines)]:
+        style = "--" if name in {b.name for b in result.baselines} else "-"
         ax.plot(pos, table[name], linestyle=style, marker=".", label=_label(name))
     ax.set_xticks(pos, table["label"])
     ax.set_xlabel("Repeat purchases in the calibration period")
@@ -169,6 +169,12 @@ def plot_tracking(series: pd.DataFrame, calibration_end: date, label: str) -> by
     ax = fig.subplots()
     ax.plot(series["week_start"], series["actual"], label="actual", color="#333333")
     ax.plot(series["week_start"], series["predicted"], label=f"{label} (predicted)", ls="--")
+    if "days" in series and len(series) and series["days"].iloc[-1] < 7:
+        ax.annotate(
+            f"last week: {int(series['days'].iloc[-1])} of 7 days",
+            (series["week_start"].iloc[-1], series["actual"].iloc[-1]),
+            fontsize=8, xytext=(-60, 12), textcoords="offset points",
+        )  # fmt: skip
     ax.axvline(calibration_end, color="grey", ls=":", label="calibration end")
     ax.set_ylabel("repeat purchases per week")
     ax.set_title("Weekly repeat purchases of the calibration cohort")

@@ -36,9 +36,11 @@ def tracking_series(
     Returns
     -------
     pandas.DataFrame
-        ``week_start``, ``actual``, ``predicted``: the expected repeat purchases
-        of the cohort in each week, sum over customers of E[X(t_end)] - E[X(t_start)]
-        with t measured from each customer's first purchase.
+        ``week_start``, ``actual``, ``predicted``, ``days``: the expected repeat
+        purchases of the cohort in each week, sum over customers of E[X(t_end)] -
+        E[X(t_start)] with t measured from each customer's first purchase; ``days`` is
+        7 except in a week cut short by ``start`` or ``end`` (predicted for those days
+        only, as the actual counts are).
     """
     unit = days_per_unit(model.time_unit)
     first = pd.to_datetime(pd.Series(first_purchase)).dt.date
@@ -53,7 +55,9 @@ def tracking_series(
         expected = model.expected_purchases_new_customer(t)
         return float((n * np.where(t > 0, expected, 0.0)).sum())
 
-    edges = [(w - start).days for w in weeks] + [(weeks[-1] - start).days + 7]
+    # the last week ends with `end`: a partial week is predicted for its own days only
+    last = (end - start).days + 1
+    edges = [max((w - start).days, 0) for w in weeks] + [min((weeks[-1] - start).days + 7, last)]
     cum = np.array([cumulative(e) for e in edges])
     actual = (
         weekly_actual.assign(week_start=pd.to_datetime(weekly_actual["week_start"]).dt.date)
@@ -61,5 +65,10 @@ def tracking_series(
         .reindex(weeks, fill_value=0)
     )
     return pd.DataFrame(
-        {"week_start": weeks, "actual": actual.to_numpy(dtype=float), "predicted": np.diff(cum)}
+        {
+            "week_start": weeks,
+            "actual": actual.to_numpy(dtype=float),
+            "predicted": np.diff(cum),
+            "days": np.diff(edges),  # 7, but fewer in a week cut by `start` or `end`
+        }
     )

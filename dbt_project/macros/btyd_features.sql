@@ -7,11 +7,14 @@
     T               days from the first occasion to end_date
     monetary_value  mean value of the repeat occasions (0 when there are none)
   plus first/last purchase dates. The one definition of the features: the published
-  features (end = as-of date) and the backtest's calibration (end = its cut-off) use it.
+  features (end = as-of date) and the backtest's calibration (end = each cut-off) use it.
+  With `by` (a column of `occasions`, e.g. cutoff_date), one row per member and value
+  of `by`, and `end_date` may be that column.
 #}
-{% macro btyd_features(occasions, end_date) %}
+{% macro btyd_features(occasions, end_date, by=none) %}
+    {%- set key = (by ~ ', ') if by else '' %}
     select
-        member_id,
+        {{ key }}member_id,
         cast(count(*) - 1 as integer) as frequency,
         cast({{ dbt.datediff('min(occasion_date)', 'max(occasion_date)', 'day') }} as integer)
             as recency,
@@ -23,12 +26,13 @@
         max(occasion_date) as last_purchase_date
     from (
         select
-            member_id,
+            {{ key }}member_id,
             occasion_date,
             occasion_amount,
-            row_number() over (partition by member_id order by occasion_date) as occasion_number
+            row_number() over (partition by {{ key }}member_id order by occasion_date)
+                as occasion_number
         from {{ occasions }}
         where occasion_date <= {{ end_date }}
     )
-    group by member_id
+    group by {{ key }}member_id
 {% endmacro %}

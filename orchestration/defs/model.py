@@ -8,9 +8,10 @@ last good scores.
 """
 
 import base64
+import dataclasses
 import json
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -55,8 +56,9 @@ MODEL_CHECKS = [
         CHECK_BASELINE,
         asset="clv_model",
         blocking=True,
-        description="On the holdout, the selected model's per-customer RMSE is not worse "
-        "than the naive baseline (each customer's historical purchase rate).",
+        description="On the backtest, the selected model's loss (per-customer, aggregate and "
+        "weekly tracking error) is not worse than the naive rate's or the recency-frequency "
+        "rule's; otherwise it is not published.",
     ),
     dg.AssetCheckSpec(
         CHECK_DRIFT,
@@ -128,10 +130,11 @@ def _skipped(context, s, reason: str):
     deps=["customer_features", "customer_features_backtest", "repeat_purchases_weekly"],
     check_specs=MODEL_CHECKS,
     description=(
-        "Fits BG/NBD, Pareto/NBD and MBG/NBD (lifetimes, on the weighted histogram of "
-        "(frequency, recency, T)) and Gamma-Gamma. Backtests every candidate on the last "
-        "CRM_HOLDOUT_DAYS against a naive baseline, selects the lowest per-customer RMSE, "
-        "refits on all data up to the as-of date, and writes models/<version>/ (params.json, "
+        "Fits BG/NBD, Pareto/NBD and MBG/NBD (on the weighted histogram of (frequency, "
+        "recency, T)) and Gamma-Gamma. Backtests every candidate at up to 3 forecast origins "
+        "(holdout a quarter of the history, at most CRM_HOLDOUT_DAYS), keeps BG/NBD unless a "
+        "challenger is better beyond the bootstrap noise, gates on two baselines, refits on "
+        "all data up to the as-of date, and writes models/<version>/ (params.json, "
         "model_card.md, plots) and model.clv_model_runs."
     ),
 )
@@ -139,8 +142,12 @@ def clv_model(context: dg.AssetExecutionContext, crm: PipelineSettings):
     s = crm.settings()
     unit = s.time_unit
     with open_warehouse(s, read_only=True) as con:
-        features, calibration = store.read_features(con)
+        features, cutoffs = store.read_features(con)
         weekly = store.read_weekly_repeat_purchases(con)
+        holdout_weekly = store.read_backtest_weekly(con)
+    # the newest forecast origin's cohort: enough data there, or no backtest
+    origins = cutoffs[cutoffs["is_origin"]]
+    calibration = origins[origins["cutoff_number"] == origins["cutoff_number"].min()]
     try:
         summary = purchase_models.check_fit_data(
             features, s.min_customers, s.min_repeat_customers, time_unit=unit
@@ -153,9 +160,11 @@ def clv_model(context: dg.AssetExecutionContext, crm: PipelineSettings):
         return
 
     context.log.info(
-        f"backtest: {len(calibration):,} customers, holdout {s.holdout_days} days, unit {unit}"
+        f"backtest: {origins['cutoff_date'].nunique()} origin(s), {len(calibration):,} "
+        f"customers at the newest, holdout {int(calibration['holdout_days'].iloc[0])} days, "
+        f"unit {unit}"
     )
-    result = bt.backtest(calibration, s.holdout_days, purchase_models.MODEL_NAMES, unit)
+    result = bt.backtest(cutoffs, holdout_weekly, purchase_models.MODEL_NAMES, unit)
     context.log.info(result.selection_reason)
     model_hist = hist.histogram(hist.to_model_units(features, unit))
     final, failures = purchase_models.fit_many(model_hist, list(result.fitted), unit, True)
@@ -171,7 +180,7 @@ def clv_model(context: dg.AssetExecutionContext, crm: PipelineSettings):
         return
 
     version = f"{s.as_of.isoformat()}_{context.run_id[:8]}"
-    calibration_end = s.as_of - timedelta(days=s.holdout_days)
+    calibration_end = date.fromisoformat(result.cutoff)
     selected = final[result.selected]
     beats = bt.beats_baseline(result)
     finite = parameter_problem(selected.params | spend.params) is None
@@ -209,7 +218,10 @@ def clv_model(context: dg.AssetExecutionContext, crm: PipelineSettings):
         "run_id": context.run_id,
         "as_of": s.as_of.isoformat(),
         "time_unit": unit,
-        "holdout_days": s.holdout_days,
+        "holdout_days": result.holdout_days,
+        "backtest_origins": result.decision.origins,
+        "decision": dataclasses.asdict(result.decision),
+        "calibration": result.calibration_table.to_dict(orient="records"),
         "selected": result.selected,
         "selection_reason": reason,
         "status": status,
@@ -239,7 +251,8 @@ def clv_model(context: dg.AssetExecutionContext, crm: PipelineSettings):
         previous = store.previous_published(con, result.selected, context.run_id)
         store.record_runs(
             con, run_id=context.run_id, model_version=version, as_of=s.as_of, time_unit=unit,
-            holdout_days=s.holdout_days, rows=rows, status=status, status_reason=reason,
+            holdout_days=int(result.holdout_days), rows=rows, status=status,
+            status_reason=reason,
             baseline=result.baseline.__dict__,
         )  # fmt: skip
 
@@ -248,6 +261,18 @@ def clv_model(context: dg.AssetExecutionContext, crm: PipelineSettings):
             "model_version": version,
             "selected": result.selected,
             "selection_reason": reason,
+            "default_model": result.decision.default,
+            "challenger": result.decision.challenger or "",
+            "margin": dg.MetadataValue.float(round(result.decision.margin, 6)),
+            "confidence": dg.MetadataValue.float(round(result.decision.confidence, 4))
+            if result.decision.challenger
+            else dg.MetadataValue.float(float("nan")),
+            "backtest_origins": result.decision.origins,
+            "holdout_days": int(result.holdout_days),
+            "calibration": dg.MetadataValue.md(markdown_table(result.calibration_table)),
+            "aggregate_bias_pct": dg.MetadataValue.float(
+                round(result.metrics[result.selected].aggregate_error_pct, 3)
+            ),
             "status": status,
             "customers": summary.customers,
             "repeat_customers": summary.repeat_customers,
@@ -280,8 +305,8 @@ def clv_model(context: dg.AssetExecutionContext, crm: PipelineSettings):
         passed=beats,
         description=reason,
         metadata={
-            "model_rmse": float(result.metrics[result.selected].rmse),
-            "baseline_rmse": float(result.baseline.rmse),
+            "model_loss": float(result.metrics[result.selected].loss),
+            **{f"{b.name}_loss": float(b.loss) for b in result.baselines},
         },
     )
     drift = relative_change(selected.params, previous) if previous else {}

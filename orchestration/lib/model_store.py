@@ -60,17 +60,23 @@ create table if not exists {RUNS_TABLE} (
 
 
 def read_features(con: duckdb.DuckDBPyConnection) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Per-customer features (scoring) and the calibration/holdout split (backtest)."""
+    """Per-customer features (scoring) and the backtest data (every cut-off's rows)."""
     features = con.sql(
         'select member_id, frequency, recency, "T", monetary_value, acquisition_cost '
         "from marts.customer_features order by member_id"
     ).df()
-    calibration = con.sql(
-        'select member_id, frequency, recency, "T", monetary_value, holdout_frequency, '
-        "holdout_monetary, holdout_days, calibration_end "
-        "from marts.customer_features_backtest order by member_id"
+    cutoffs = con.sql(
+        "select cutoff_date, cutoff_number, is_origin, member_id, frequency, recency, "
+        '"T", monetary_value, holdout_frequency, holdout_monetary, holdout_days '
+        "from marts.customer_features_backtest order by cutoff_number, member_id"
     ).df()
-    return features, calibration
+    return features, cutoffs
+
+
+def read_backtest_weekly(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    return con.sql(
+        "select cutoff_date, holdout_week, purchases from marts.backtest_holdout_weekly"
+    ).df()
 
 
 def read_weekly_repeat_purchases(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:

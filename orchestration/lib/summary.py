@@ -69,16 +69,15 @@ def build_summary(s: Settings, notes: list[str] | None = None) -> str:
             lines.append(f"  customer scores: {n:,} customers, model {version}")
         if not skipped and table_exists(con, "model.clv_model_runs"):
             rows = con.execute(
-                "select model, bt_rmse, baseline_rmse from model.clv_model_runs "
+                "select model, status_reason from model.clv_model_runs "
                 "where stage = 'final' and selected and model != 'gamma_gamma' "
                 "order by created_at desc limit 1"
             ).fetchall()
             if rows:
-                model, rmse, base = rows[0]
-                lines.append(
-                    f"  CLV model: {model} selected by backtest "
-                    f"(holdout RMSE {rmse or 0:.3f} vs naive baseline {base or 0:.3f})"
-                )
+                model, reason = rows[0]
+                # the decision, without the list of losses (on the model card)
+                decision = (reason or "").split("; losses")[0]
+                lines.append(f"  CLV model: {model}. {decision}")
         if table_exists(con, "marts.campaign_targets"):
             lines.append("  campaign lists (send / control):")
             for name, send, control in con.execute(

@@ -1,4 +1,5 @@
-"""Backtest on simulated BG/NBD data with a known holdout."""
+"""The rolling-origin backtest, the noise-aware choice and the gate, on data simulated
+from BG/NBD and Pareto/NBD with a known future."""
 
 from __future__ import annotations
 
@@ -8,109 +9,177 @@ import pytest
 
 from ml.backtest import (
     BASELINE,
-    BacktestMetrics,
+    RF_BASELINE,
     backtest,
     baseline_rate,
     beats_baseline,
+    calibration_table,
     decile_table,
-    select_model,
+    rf_rule,
 )
 from ml.errors import ModelError
-from ml.simulate import simulate_bgnbd
+from ml.histogram import histogram, to_model_units
+from ml.purchase_models import fit_many
+from tests.btyd_world import AS_OF, FUTURE, World, bgnbd_world, pareto_world
 
-HOLDOUT_DAYS = 182
+MODELS = ("bgnbd", "pareto_nbd", "mbgnbd")
+
+
+def true_losses(world: World, draws: int = 200) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+    """Every candidate fitted on all data to AS_OF, judged by the backtest's loss on the
+    real next FUTURE days; and the loss recomputed on `draws` resamples of the customers
+    (the same resamples for every model), for the noise of the differences."""
+    cohort, freq, rec, age = world.at(AS_OF)
+    frame = pd.DataFrame({"frequency": freq, "recency": rec, "T": age})[cohort]
+    fitted, _ = fit_many(histogram(to_model_units(frame, "week")), MODELS, "week", False)
+    weeks = range(1, int(FUTURE // 7) + 1)
+    # per customer: purchases in each future week, and each model's cumulative forecast
+    actual_weekly = np.column_stack(
+        [world.bought(AS_OF + 7 * (w - 1), AS_OF + 7 * w)[cohort] for w in weeks]
+    ).astype(float)
+    x = frame["frequency"].to_numpy(float)
+    t_x, t = frame["recency"].to_numpy(float) / 7, frame["T"].to_numpy(float) / 7
+    rng = np.random.default_rng(0)
+    samples = [rng.integers(0, len(x), len(x)) for _ in range(draws)]
+
+    def loss(cum: np.ndarray, idx: np.ndarray | slice) -> float:
+        actual_cum = np.cumsum(actual_weekly[idx], axis=1)
+        actual, predicted = actual_cum[:, -1], cum[idx][:, -1]
+        total = actual.sum()
+        tracking = np.mean(np.abs(cum[idx].sum(axis=0) - actual_cum.sum(axis=0))) / total
+        rmse = np.sqrt(np.mean((predicted - actual) ** 2)) / actual.mean()
+        return rmse + abs(predicted.sum() / total - 1) + tracking
+
+    losses, boot = {}, {}
+    for name, model in fitted.items():
+        cum = np.column_stack([model.expected_purchases(float(w), x, t_x, t) for w in weeks])
+        losses[name] = loss(cum, slice(None))
+        boot[name] = np.array([loss(cum, idx) for idx in samples])
+    return losses, boot
 
 
 @pytest.fixture(scope="module")
-def calibration() -> pd.DataFrame:
-    rng = np.random.default_rng(17)
-    n = 12_000
-    age = np.round(rng.uniform(30, 560, n))
-    sim = simulate_bgnbd(n, 0.25, 28.0, 0.8, 2.5, age, seed=21, holdout=HOLDOUT_DAYS)
-    sim["recency"] = np.floor(sim["recency"])  # whole days, as computed in SQL
-    return sim.drop(columns=["lambda", "p", "alive"])
+def bgnbd_case():
+    world = bgnbd_world(12_000, 17)
+    cutoffs, weekly = world.cutoffs()
+    return world, cutoffs, weekly, backtest(cutoffs, weekly, MODELS, "week", parallel=False)
 
 
-@pytest.fixture(scope="module")
-def result(calibration: pd.DataFrame):
-    return backtest(
-        calibration, HOLDOUT_DAYS, ("bgnbd", "pareto_nbd", "mbgnbd"), "week", parallel=False
+@pytest.mark.parametrize(
+    ("make", "n", "seed"),
+    [(bgnbd_world, 3_000, 1), (bgnbd_world, 20_000, 2), (pareto_world, 3_000, 3),
+     (pareto_world, 20_000, 4)],
+)  # fmt: skip
+def test_the_chosen_model_forecasts_the_true_future_within_the_noise(make, n, seed) -> None:
+    world = make(n, seed)
+    cutoffs, weekly = world.cutoffs()
+    result = backtest(cutoffs, weekly, MODELS, "week", parallel=False)
+    losses, boot = true_losses(world)
+    best = min(losses, key=losses.get)
+    gap = losses[result.selected] - losses[best]
+    # the noise: two standard deviations of the gap over resamples of the customers
+    noise = 2 * np.std(boot[result.selected] - boot[best], ddof=1)
+    assert gap <= noise, (result.selected, best, losses, noise)
+    assert beats_baseline(result), result.selection_reason
+
+
+def test_three_origins_a_third_of_the_history(bgnbd_case) -> None:
+    _, cutoffs, _, result = bgnbd_case
+    assert result.holdout_days == 84  # a quarter of the ~364 days, in whole weeks
+    assert result.decision.origins == 2  # the third step back has one holdout of history
+    assert set(result.origin_metrics["origin"]) == set(
+        cutoffs.loc[cutoffs["is_origin"], "cutoff_date"].astype(str).str[:10]
     )
+    assert result.rf_baseline is not None  # learned at the cut-off before each origin
 
 
-def test_models_beat_the_naive_baseline(result) -> None:
-    assert set(result.metrics) == {"bgnbd", "pareto_nbd", "mbgnbd"}
-    assert beats_baseline(result)
-    for metrics in result.metrics.values():
-        assert metrics.rmse < result.baseline.rmse
-        assert abs(metrics.aggregate_error_pct) < 10.0
-    assert not result.failures
+def test_bootstrap_keeps_the_default_when_a_challenger_is_within_the_noise(bgnbd_case) -> None:
+    _, cutoffs, weekly, result = bgnbd_case
+    d = result.decision
+    assert d.default == "bgnbd" and d.challenger in {"pareto_nbd", "mbgnbd"}
+    assert 0.0 <= d.confidence <= 1.0
+    if result.selected == "bgnbd" and d.margin > 0:
+        assert d.confidence < 0.95 and "within the noise" in result.selection_reason
+    # a challenger must win in 95% of resamples: asking for more than certainty keeps BG/NBD
+    strict = backtest(cutoffs, weekly, MODELS, "week", parallel=False, confidence=1.01)
+    assert strict.selected == "bgnbd"
+    # and with no confidence needed, the lowest mean loss wins
+    loose = backtest(cutoffs, weekly, MODELS, "week", parallel=False, confidence=0.0)
+    assert loose.selected == min(loose.metrics, key=lambda n: loose.metrics[n].loss)
 
 
-def test_selection_is_lowest_rmse(result) -> None:
-    best = min(result.metrics.values(), key=lambda m: m.rmse)
-    assert result.selected == best.name
-    assert "lowest per-customer RMSE" in result.selection_reason
-    assert "beats the naive baseline" in result.selection_reason
-    table = result.metrics_table()
-    assert table["selected"].sum() == 1
-    assert table["name"].tolist() == ["bgnbd", "pareto_nbd", "mbgnbd", BASELINE]
-
-
-def test_metric_definitions(result, calibration: pd.DataFrame) -> None:
-    actual = calibration["holdout_frequency"].to_numpy()
-    for name, metrics in [*result.metrics.items(), (BASELINE, result.baseline)]:
+def test_metric_definitions(bgnbd_case) -> None:
+    _, cutoffs, _, result = bgnbd_case
+    newest = cutoffs[cutoffs["cutoff_number"] == 1].sort_values("member_id")
+    actual = newest["holdout_frequency"].to_numpy(float)
+    per = result.origin_metrics[result.origin_metrics["origin"] == result.cutoff]
+    for name in [*MODELS, BASELINE, RF_BASELINE]:
+        m = per[per["name"] == name].iloc[0]
         predicted = result.predictions[name].to_numpy()
-        assert metrics.actual_total == actual.sum()
-        assert metrics.predicted_total == pytest.approx(predicted.sum())
-        assert metrics.rmse == pytest.approx(np.sqrt(np.mean((predicted - actual) ** 2)))
-        assert metrics.mae == pytest.approx(np.mean(np.abs(predicted - actual)))
-        assert metrics.correlation == pytest.approx(np.corrcoef(predicted, actual)[0, 1])
-        assert 0.0 <= metrics.brier <= 1.0
-    expected_baseline = calibration["frequency"] / calibration["T"] * HOLDOUT_DAYS
-    np.testing.assert_allclose(result.predictions[BASELINE], expected_baseline)
+        assert m.actual_total == actual.sum()
+        assert m.predicted_total == pytest.approx(predicted.sum())
+        assert m.mae == pytest.approx(np.mean(np.abs(predicted - actual)))
+        agg = predicted.sum() / actual.sum() - 1
+        assert m.aggregate_error_pct == pytest.approx(100 * agg)
+        assert m.rmse == pytest.approx(np.sqrt(np.mean((predicted - actual) ** 2)))
+        assert m.loss == pytest.approx(
+            m.rmse / actual.mean() + abs(agg) + m.tracking_error_pct / 100
+        )
+    expected_naive = newest["frequency"] / newest["T"] * result.holdout_days
+    np.testing.assert_allclose(result.predictions[BASELINE], expected_naive)
+    # means over the origins in the summary
+    mean_mae = result.origin_metrics.groupby("name")["mae"].mean()
+    assert result.metrics["bgnbd"].mae == pytest.approx(mean_mae["bgnbd"])
 
 
-def test_decile_tables(result) -> None:
-    for name, table in result.deciles.items():
-        assert len(table) == 10, name
-        assert table["share_of_purchases"].sum() == pytest.approx(1.0)
-        assert table["customers"].sum() == result.calibration.customers
-        assert table["cumulative_share"].iloc[-1] == pytest.approx(1.0)
-    top = result.deciles[result.selected]["share_of_purchases"].iloc[0]
-    assert top > 0.4
-    assert result.metrics[result.selected].top_decile_share == pytest.approx(top)
+def test_models_beat_both_baselines_on_btyd_data(bgnbd_case) -> None:
+    _, _, _, result = bgnbd_case
+    assert beats_baseline(result)
+    for m in result.metrics.values():
+        assert m.loss < result.baseline.loss and m.loss < result.rf_baseline.loss
+        assert abs(m.aggregate_error_pct) < 10
 
 
-def test_by_frequency_table(result) -> None:
-    table = result.by_frequency
-    assert table["customers"].sum() == result.calibration.customers
-    assert table["label"].iloc[-1] == "7+"
-    assert {"actual", "bgnbd", "pareto_nbd", "mbgnbd", BASELINE} <= set(table.columns)
+def test_the_gate_fails_a_model_worse_than_a_baseline(bgnbd_case) -> None:
+    from dataclasses import replace
+
+    _, _, _, result = bgnbd_case
+    worse = replace(result.rf_baseline, loss=result.metrics[result.selected].loss / 2)
+    assert not beats_baseline(replace(result, rf_baseline=worse))
+
+
+def test_calibration_table_by_decile(bgnbd_case) -> None:
+    _, _, _, result = bgnbd_case
+    table = result.calibration_table
+    assert len(table) == 10 and table["customers"].sum() == result.calibration.customers
+    assert table["predicted_p"].is_monotonic_decreasing
+    # a true model is calibrated: predicted and observed shares agree decile by decile
+    assert np.max(np.abs(table["predicted_p"] - table["observed_p"])) < 0.06
+    assert calibration_table(np.array([0.9, 0.1]), np.array([2.0, 0.0]), np.array([1, 0]))[
+        "observed_p"
+    ].dropna().tolist() == [1.0, 0.0]
+
+
+def test_rf_rule_learns_what_the_cell_did_next() -> None:
+    learn = pd.DataFrame(
+        {"frequency": [0, 0, 3, 3], "recency": [0, 0, 50, 50], "T": [10, 10, 60, 60],
+         "holdout_frequency": [0, 1, 2, 4]}
+    )  # fmt: skip
+    apply = pd.DataFrame(
+        {"frequency": [0, 3, 3, 9], "recency": [0, 55, 0, 0], "T": [12, 60, 60, 9]}
+    )
+    expected, prob = rf_rule(learn, apply, holdout_days=60)
+    # cell (0 repeats, recent) -> 0.5; (3 repeats, recent) -> 3; (3, long gap) -> its
+    # frequency class (3); 9 repeats were never seen -> everyone's mean (1.75)
+    np.testing.assert_allclose(expected, [0.5, 3.0, 3.0, 1.75])
+    np.testing.assert_allclose(prob, [0.5, 1.0, 1.0, 0.75])
 
 
 def test_decile_ties_break_by_member_id() -> None:
     ids = np.array([f"m{i:02d}" for i in range(20)])[::-1]
-    predicted = np.zeros(20)
-    actual = np.arange(20, dtype=float)
-    table = decile_table(ids, predicted, actual)
-    # With all predictions tied, decile 1 holds m00, m01 (actual 19 and 18).
+    table = decile_table(ids, np.zeros(20), np.arange(20, dtype=float))
     assert table["actual"].iloc[0] == 19 + 18
     assert table["customers"].tolist() == [2] * 10
-
-
-def test_tie_goes_to_preference_order() -> None:
-    def metrics(name: str, rmse: float) -> BacktestMetrics:
-        return BacktestMetrics(name, 1.0, 1, 0.0, 0.1, rmse, 0.5, 0.1, 0.3)
-
-    chosen, _ = select_model(
-        {"mbgnbd": metrics("mbgnbd", 0.5), "pareto_nbd": metrics("pareto_nbd", 0.5)},
-        metrics(BASELINE, 0.9),
-    )
-    assert chosen == "pareto_nbd"
-    chosen, reason = select_model({"mbgnbd": metrics("mbgnbd", 1.0)}, metrics(BASELINE, 0.9))
-    assert chosen == "mbgnbd"
-    assert "does NOT beat" in reason
 
 
 def test_baseline_rate_handles_zero_age() -> None:
@@ -118,19 +187,16 @@ def test_baseline_rate_handles_zero_age() -> None:
     np.testing.assert_allclose(rates, [0.0, 0.2, 0.0])
 
 
-def test_backtest_input_errors(calibration: pd.DataFrame) -> None:
+def test_backtest_input_errors(bgnbd_case) -> None:
+    _, cutoffs, weekly, _ = bgnbd_case
     with pytest.raises(ModelError, match="holdout_frequency"):
-        backtest(calibration.drop(columns="holdout_frequency"), HOLDOUT_DAYS, ["bgnbd"])
-    with pytest.raises(ModelError, match="holdout_days"):
-        backtest(calibration, 0, ["bgnbd"])
-    degenerate = pd.DataFrame(
-        {
-            "member_id": [f"m{i}" for i in range(50)],
-            "frequency": 0,
-            "recency": 0.0,
-            "T": 70.0,
-            "holdout_frequency": 0,
-        }
+        backtest(cutoffs.drop(columns="holdout_frequency"), weekly, ["bgnbd"])
+    with pytest.raises(ModelError, match="too short for a backtest"):
+        backtest(cutoffs.assign(is_origin=False), weekly, ["bgnbd"])
+    degenerate = (
+        cutoffs[cutoffs["cutoff_number"] == 1]
+        .head(50)
+        .assign(frequency=0, recency=0.0, T=70.0, holdout_frequency=0)
     )
     with pytest.raises(ModelError, match="no purchase model converged"):
-        backtest(degenerate, HOLDOUT_DAYS, ["bgnbd"], parallel=False)
+        backtest(degenerate, None, ["bgnbd"], parallel=False)

@@ -12,6 +12,7 @@ from ml.model_card import render_model_card
 from ml.plots import plot_decile_lift, plot_holdout_by_frequency, plot_p_alive_matrix
 from ml.simulate import simulate_bgnbd
 from ml.spend_model import fit_spend_model
+from tests.btyd_world import bgnbd_world
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -24,7 +25,8 @@ def data():
         n, 0.3, 25.0, 0.7, 2.0, np.round(rng.uniform(60, 500, n)), seed=5, holdout=120
     )
     sim["recency"] = np.floor(sim["recency"])
-    result = backtest(sim, 120, ("bgnbd", "mbgnbd"), "week", parallel=False)
+    cutoffs, weekly = bgnbd_world(n, 5).cutoffs()
+    result = backtest(cutoffs, weekly, ("bgnbd", "mbgnbd"), "week", parallel=False)
     return sim, result, fit_spend_model(sim)
 
 
@@ -59,8 +61,9 @@ def test_model_card_sections(data) -> None:
     for text in (
         "2025-03-31-abc",
         "| As-of date | 2025-03-31 |",
-        "| Calibration period ends | 2024-12-01 |",
-        "120 days",
+        f"| Newest forecast origin (calibration end) | {result.cutoff} |",
+        f"{result.holdout_days:g} days",
+        "| Forecast origins | 2 |",
         "## Data sizes",
         f"{result.calibration.customers:,}",
         "Distinct (x, t_x, T) rows",
@@ -69,11 +72,17 @@ def test_model_card_sections(data) -> None:
         "MBG/NBD",
         "α = ",
         "## Backtest",
-        "naive baseline",
+        "naive rate",
+        "recency-frequency rule",
         "RMSE",
+        "Tracking error %",
         "Brier",
         "## Selection",
         result.selection_reason,
+        "| Default model | BG/NBD |",
+        "| Gate | passed: beats every baseline |",
+        "## Calibration (newest origin)",
+        "| Decile | Customers | Predicted P(buy) | Observed share |",
         "## Spend model (Gamma-Gamma)",
         f"p = {spend.params['p']:.4g}",
         "Frequency–spend correlation",

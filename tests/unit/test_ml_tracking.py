@@ -25,3 +25,19 @@ def test_weekly_predictions_add_up_to_the_models_expectation() -> None:
     )
     assert series["predicted"].sum() == pytest.approx(float(expected), rel=1e-9)
     assert series["predicted"].iloc[0] > 0 and (series["predicted"] >= 0).all()
+
+
+def test_a_partial_last_week_is_predicted_for_its_own_days() -> None:
+    """The last week ends with the data: its forecast covers the same 3 days as its
+    actual count, not a whole week (the plot used to show a false drop)."""
+    model = load_purchase_model("bgnbd", CDNOW, "week")
+    start = date(2024, 1, 1)
+    first = pd.Series([start] * 10)
+    actual = pd.DataFrame({"week_start": [date(2024, 3, 25)], "repeat_purchases": [1]})
+    series = tracking_series(model, first, actual, start=start, end=date(2024, 3, 27))
+    assert len(series) == 13 and series["days"].tolist() == [7] * 12 + [3]
+    up_to = model.fitter.expected_number_of_purchases_up_to_time
+    assert series["predicted"].sum() == pytest.approx(10 * float(up_to(12 + 3 / 7)), rel=1e-9)
+    assert series["predicted"].iloc[-1] == pytest.approx(
+        10 * float(up_to(12 + 3 / 7) - up_to(12.0)), rel=1e-9
+    )

@@ -1,11 +1,9 @@
--- Calibration / holdout split for the model backtest, computed in SQL (the
--- lifetimes helper for this does not run on pandas 3 and is slow at scale); the
--- calibration features come from the btyd_features macro, as the published ones do.
--- Calibration ends `holdout_days` before the as-of date; customers whose first
--- occasion is on or before that day are included, with lifetimes' features as
--- of the calibration end and what they actually did in the holdout.
-{%- set calibration_end =
-    "cast(" ~ dbt.dateadd('day', -1 * var('holdout_days'), as_of_date()) ~ " as date)" %}
+-- The model backtest's data, computed in SQL (the lifetimes helper for this does not
+-- run on pandas 3 and is slow at scale): for every cut-off of
+-- int_backtest_cutoffs_derived, one row per customer whose first purchase occasion is
+-- on or before it, with lifetimes' features as of the cut-off (the btyd_features
+-- macro, as the published features) and what the customer actually did in the
+-- holdout after it (purchase occasions and their mean value).
 with
 
 occasions as (
@@ -14,37 +12,47 @@ occasions as (
 
 ),
 
-bounds as (
+cutoffs as (
 
-    select
-        {{ as_of_date() }} as as_of_date,
-        {{ calibration_end }} as calibration_end
+    select * from {{ ref('int_backtest_cutoffs_derived') }}
+
+),
+
+before_cutoff as (
+
+    select c.cutoff_date, o.member_id, o.occasion_date, o.occasion_amount
+    from occasions as o
+    inner join cutoffs as c on o.occasion_date <= c.cutoff_date
 
 ),
 
 calibration as (
 
-    {{ btyd_features('occasions', calibration_end) }}
+    {{ btyd_features('before_cutoff', 'cutoff_date', by='cutoff_date') }}
 
 ),
 
 holdout as (
 
     select
+        c.cutoff_date,
         o.member_id,
         count(*) as holdout_frequency,
         avg(o.occasion_amount) as holdout_monetary
     from occasions as o
-    cross join bounds as b
-    where o.occasion_date > b.calibration_end
-      and o.occasion_date <= b.as_of_date
-    group by o.member_id
+    inner join cutoffs as c
+        on o.occasion_date > c.cutoff_date
+        and o.occasion_date <= c.cutoff_date + c.holdout_days
+    group by c.cutoff_date, o.member_id
 
 ),
 
 final as (
 
     select
+        k.cutoff_date,
+        k.cutoff_number,
+        k.is_origin,
         c.member_id,
         c.frequency,
         c.recency,
@@ -52,12 +60,11 @@ final as (
         c.monetary_value,
         cast(coalesce(h.holdout_frequency, 0) as integer) as holdout_frequency,
         cast(coalesce(h.holdout_monetary, 0) as double) as holdout_monetary,
-        cast({{ var('holdout_days') }} as integer) as holdout_days,
-        b.calibration_end,
-        b.as_of_date
+        k.holdout_days,
+        {{ as_of_date() }} as as_of_date
     from calibration as c
-    cross join bounds as b
-    left join holdout as h on c.member_id = h.member_id
+    inner join cutoffs as k on c.cutoff_date = k.cutoff_date
+    left join holdout as h on c.cutoff_date = h.cutoff_date and c.member_id = h.member_id
 
 )
 

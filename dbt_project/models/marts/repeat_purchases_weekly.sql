@@ -1,5 +1,5 @@
 -- Weekly repeat purchase occasions of the backtest cohort (customers whose first
--- purchase is on or before the calibration end), through the calibration and
+-- purchase is on or before the newest backtest cut-off), through the calibration and
 -- holdout periods: the "tracking plot" of actual vs model-predicted purchases.
 with
 
@@ -16,8 +16,9 @@ occasions as (
 
 bounds as (
 
-    select cast({{ dbt.dateadd('day', -1 * var('holdout_days'), as_of_date()) }} as date)
-        as calibration_end
+    select cutoff_date as calibration_end
+    from {{ ref('int_backtest_cutoffs_derived') }}
+    where cutoff_number = 1
 
 ),
 
