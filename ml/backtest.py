@@ -304,12 +304,6 @@ def calibration_table(
     return pd.DataFrame(rows)
 
 
-def _tracking_error(cumulative: np.ndarray, weekly_actual: np.ndarray) -> float:
-    actual = np.cumsum(weekly_actual)
-    total = actual[-1] if len(actual) else 0.0
-    return float(np.mean(np.abs(cumulative - actual)) / total) if total > 0 else math.nan
-
-
 def _loss(rmse: float, mean_actual: float, agg: float, tracking: float) -> float:
     parts = [rmse / mean_actual if mean_actual > 0 else math.nan, abs(agg), tracking]
     return float(sum(x for x in parts if math.isfinite(x)))
@@ -317,21 +311,47 @@ def _loss(rmse: float, mean_actual: float, agg: float, tracking: float) -> float
 
 @dataclass
 class _Origin:
-    """One forecast origin's predictions: per predictor, per customer."""
+    """One forecast origin: per predictor and customer (rows sorted by ``member_id``) the
+    forecast holdout purchases, and for the tracking error each purchase's week and each
+    model's cumulative weekly forecast per distinct (x, t_x, T) row."""
 
     cutoff: str
+    member_id: np.ndarray
     actual: np.ndarray
     expected: dict[str, np.ndarray]
     probability: dict[str, np.ndarray]
-    tracking: dict[str, float]
+    curves: dict[str, tuple[np.ndarray, np.ndarray]]  # model -> (row of customer, rows x weeks)
+    purchase_row: np.ndarray  # customer row of each (customer, week) purchase record
+    purchase_week: np.ndarray  # 0 = the first week after the cut-off
+    purchase_count: np.ndarray
+    weeks: int
 
-    def loss(self, name: str, idx: np.ndarray | None = None) -> float:
-        a = self.actual if idx is None else self.actual[idx]
-        e = self.expected[name] if idx is None else self.expected[name][idx]
-        total = a.sum()
-        agg = (e.sum() - total) / total if total > 0 else math.nan
-        rmse = float(np.sqrt(np.mean((e - a) ** 2)))
-        return _loss(rmse, float(a.mean()), agg, self.tracking[name])
+    def _weights(self, w: np.ndarray | None) -> np.ndarray:
+        return np.ones(len(self.actual)) if w is None else w
+
+    def tracking(self, name: str, w: np.ndarray | None = None) -> float:
+        """Mean |cumulative forecast - cumulative actual| over the weeks, / the total;
+        customers weighted by ``w`` (a bootstrap resample's counts)."""
+        w = self._weights(w)
+        weekly = np.bincount(
+            self.purchase_week, self.purchase_count * w[self.purchase_row], self.weeks
+        )
+        actual = np.cumsum(weekly)
+        if name in self.curves:
+            row, curve = self.curves[name]
+            forecast = np.bincount(row, w, len(curve)) @ curve
+        else:  # a baseline forecasts the total only: spread evenly over the weeks
+            forecast = float(w @ self.expected[name]) * np.arange(1, self.weeks + 1) / self.weeks
+        total = actual[-1] if len(actual) else 0.0
+        return float(np.mean(np.abs(forecast - actual)) / total) if total > 0 else math.nan
+
+    def loss(self, name: str, w: np.ndarray | None = None) -> float:
+        w = self._weights(w)
+        a, e = self.actual, self.expected[name]
+        total, n = float(w @ a), float(w.sum())
+        agg = (float(w @ e) - total) / total if total > 0 else math.nan
+        rmse = math.sqrt(float(w @ (e - a) ** 2) / n) if n > 0 else math.nan
+        return _loss(rmse, total / n if n > 0 else math.nan, agg, self.tracking(name, w))
 
 
 def _metrics(name: str, ids: np.ndarray, o: _Origin) -> tuple[BacktestMetrics, pd.DataFrame]:
@@ -356,7 +376,7 @@ def _metrics(name: str, ids: np.ndarray, o: _Origin) -> tuple[BacktestMetrics, p
         correlation=corr,
         brier=float(np.mean((o.probability[name] - (actual > 0)) ** 2)),
         top_decile_share=float(deciles["share_of_purchases"].iloc[0]),
-        tracking_error_pct=100.0 * o.tracking[name],
+        tracking_error_pct=100.0 * o.tracking(name),
         loss=o.loss(name),
     )
     return metrics, deciles
@@ -395,10 +415,12 @@ def select_model(
 ) -> tuple[Decision, str]:
     """Keep the default unless a challenger's loss is lower beyond the noise.
 
-    The noise is measured by resampling the customers of every origin with replacement
-    ``draws`` times (the weekly tracking errors are kept as measured): a challenger
-    replaces the default only if its mean loss over the origins is lower in at least
-    ``confidence`` of the resamples. Among such challengers the lowest mean loss wins.
+    The noise is measured by resampling the customers with replacement ``draws`` times —
+    one draw weighs every origin's cohort (a customer drawn twice counts twice at every
+    origin), and every part of the loss, the weekly tracking error included, is
+    recomputed: a challenger replaces the default only if its mean loss over the origins
+    is lower in at least ``confidence`` of the resamples. Among such challengers the
+    lowest mean loss wins.
 
     Returns
     -------
@@ -463,16 +485,35 @@ def select_model(
     return decision, reason
 
 
-def _cumulative(
-    model: PurchaseModel, weeks: int, unit_days: float, x, t_x, age, inverse
-) -> np.ndarray:
-    """Expected cumulative holdout purchases of the cohort at the end of each week."""
-    return np.array(
-        [
-            float(model.expected_purchases(7.0 * w / unit_days, x, t_x, age)[inverse].sum())
-            for w in range(1, weeks + 1)
-        ]
+def _curve(model: PurchaseModel, weeks: int, unit_days: float, x, t_x, age) -> np.ndarray:
+    """Expected cumulative holdout purchases at the end of each week, per distinct row."""
+    return np.column_stack(
+        [model.expected_purchases(7.0 * w / unit_days, x, t_x, age) for w in range(1, weeks + 1)]
     )
+
+
+def _purchases(
+    frame: pd.DataFrame, weekly: pd.DataFrame | None, cutoff: str, weeks: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each customer's holdout purchases by week (row, week, count), checked against the
+    customer's holdout total."""
+    actual = frame["holdout_frequency"].to_numpy(float)
+    if weekly is None:  # no weekly data: each customer's purchases spread evenly
+        rows = np.repeat(np.flatnonzero(actual > 0), weeks)
+        week = np.tile(np.arange(weeks), int((actual > 0).sum()))
+        return rows, week, actual[rows] / weeks
+    w = weekly[pd.to_datetime(weekly["cutoff_date"]) == pd.Timestamp(cutoff)]
+    rows = pd.Index(frame["member_id"]).get_indexer(w["member_id"])
+    week = w["holdout_week"].to_numpy(np.int64) - 1
+    count = w["purchases"].to_numpy(float)
+    keep = (rows >= 0) & (week >= 0) & (week < weeks)
+    if count[keep].sum() != actual.sum() or not keep.all():
+        raise ModelError(
+            f"the weekly holdout purchases at cut-off {cutoff} ({count.sum():,.0f} in "
+            f"backtest_holdout_weekly) do not match the customers' holdout totals "
+            f"({actual.sum():,.0f} in customer_features_backtest); rebuild the dbt models"
+        )
+    return rows, week, count
 
 
 def backtest(
@@ -497,8 +538,10 @@ def backtest(
         customer with ``member_id``, ``frequency``, ``recency``, ``T`` (days, as of the
         cut-off) and ``holdout_frequency``.
     weekly : pandas.DataFrame, optional
-        ``marts.backtest_holdout_weekly`` (``cutoff_date``, ``holdout_week``,
-        ``purchases``); without it the tracking error counts purchases as spread evenly.
+        ``marts.backtest_holdout_weekly``: per cut-off, customer (``member_id``) and
+        ``holdout_week`` (1 = the first week after the cut-off) the ``purchases``; they
+        must add up to each customer's ``holdout_frequency``. Without it each customer's
+        purchases count as spread evenly over the weeks.
     purchase_model_names : sequence of str
         Candidates to fit.
     time_unit : {"week", "day"}
@@ -553,33 +596,22 @@ def backtest(
         inverse = inverse.ravel()
         ux, ut_x, uage = rows[:, 0], rows[:, 1], rows[:, 2]
         horizon = holdout_days / unit_days
-        if weekly is not None and not weekly.empty:
-            w = weekly[pd.to_datetime(weekly["cutoff_date"]) == pd.Timestamp(cutoff)]
-            weekly_actual = (
-                w.set_index("holdout_week")["purchases"]
-                .reindex(range(1, weeks + 1), fill_value=0)
-                .to_numpy(float)
-            )
-        else:
-            weekly_actual = np.full(weeks, actual.sum() / weeks)
-        expected, probability, tracking = {}, {}, {}
+        purchase_row, purchase_week, purchase_count = _purchases(frame, weekly, cutoff, weeks)
+        expected, probability, curves = {}, {}, {}
         for name, model in fitted.items():
             expected[name] = model.expected_purchases(horizon, ux, ut_x, uage)[inverse]
             probability[name] = model.p_purchase(horizon, ux, ut_x, uage)[inverse]
-            cum = _cumulative(model, weeks, unit_days, ux, ut_x, uage, inverse)
-            tracking[name] = _tracking_error(cum, weekly_actual)
-        linear = np.arange(1, weeks + 1) / weeks
+            curves[name] = (inverse, _curve(model, weeks, unit_days, ux, ut_x, uage))
         rate = baseline_rate(frame["frequency"].to_numpy(float), frame["T"].to_numpy(float))
         expected[BASELINE] = rate * holdout_days
         probability[BASELINE] = -np.expm1(-expected[BASELINE])
-        tracking[BASELINE] = _tracking_error(expected[BASELINE].sum() * linear, weekly_actual)
         learn = by_number.get(number + 1)
         if learn is not None and len(learn):
             expected[RF_BASELINE], probability[RF_BASELINE] = rf_rule(learn, frame, holdout_days)
-            tracking[RF_BASELINE] = _tracking_error(
-                expected[RF_BASELINE].sum() * linear, weekly_actual
-            )
-        origin = _Origin(cutoff, actual, expected, probability, tracking)
+        origin = _Origin(
+            cutoff, frame["member_id"].to_numpy(), actual, expected, probability, curves,
+            purchase_row, purchase_week, purchase_count, weeks,
+        )  # fmt: skip
         origins.append(origin)
         ids = frame["member_id"].to_numpy()
         per = {}

@@ -16,22 +16,37 @@ DAYS_PER_MONTH = 365.0 / 12.0
 #: Months in the CLV horizon.
 CLV_MONTHS = 12
 
-SCORE_COLUMNS: tuple[str, ...] = (
-    "member_id",
-    "p_alive",
-    "p_purchase_60d",
-    "p_purchase_90d",
-    "expected_purchases_30d",
-    "expected_purchases_90d",
-    "expected_purchases_365d",
-    "expected_order_value",
-    "predicted_clv_12m",
-    "net_value",
-    "churn_risk",
-    "value_tier",
-    "model",
-    "model_version",
-)
+#: Horizons (days) every score table has: the built-in list rankings use P(purchase in
+#: 60 / 90 days), the churn-risk band 90 days and the CLV 365 days.
+REQUIRED_HORIZONS: tuple[int, ...] = (60, 90, 365)
+#: Score horizons unless the caller asks for others (CRM_SCORE_HORIZONS).
+DEFAULT_HORIZONS: tuple[int, ...] = (30, 60, 90, 365)
+
+
+def horizons_of(*requested: int) -> tuple[int, ...]:
+    """The horizons scored: those requested and the required ones, ascending."""
+    return tuple(sorted({int(h) for h in requested} | set(REQUIRED_HORIZONS)))
+
+
+def score_columns(horizons: tuple[int, ...] = DEFAULT_HORIZONS) -> tuple[str, ...]:
+    """The columns of the score table for these horizons (see :func:`score_customers`)."""
+    hs = horizons_of(*horizons)
+    return (
+        "member_id",
+        "p_alive",
+        *(f"p_purchase_{h}d" for h in hs),
+        *(f"expected_purchases_{h}d" for h in hs),
+        "expected_order_value",
+        "predicted_clv_12m",
+        "net_value",
+        "churn_risk",
+        "value_tier",
+        "model",
+        "model_version",
+    )
+
+
+SCORE_COLUMNS: tuple[str, ...] = score_columns()
 
 
 def _distinct_pairs(x: np.ndarray, age: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -115,6 +130,7 @@ def score_customers(
     model_version: str,
     high_risk_below: float = 0.2,
     medium_risk_below: float = 0.5,
+    horizons: tuple[int, ...] = DEFAULT_HORIZONS,
 ) -> pd.DataFrame:
     """Score customers with a fitted purchase model and the Gamma-Gamma spend model.
 
@@ -136,6 +152,9 @@ def score_customers(
         Version label written on every row.
     high_risk_below, medium_risk_below : float, default 0.2 and 0.5
         ``churn_risk`` cut-offs on ``p_purchase_90d``.
+    horizons : tuple of int, default (30, 60, 90, 365)
+        Days for ``p_purchase_<h>d`` and ``expected_purchases_<h>d`` (60, 90 and 365
+        are always included, see :data:`REQUIRED_HORIZONS`).
 
     Returns
     -------
@@ -219,16 +238,13 @@ def score_customers(
         cost = np.full(len(features), np.nan)
     net_value = aov * e365 - cost
 
-    p90 = prob(90.0)
+    hs = horizons_of(*horizons)
     out = pd.DataFrame(
         {
             "member_id": features["member_id"].to_numpy(),
             "p_alive": alive,
-            "p_purchase_60d": prob(60.0),
-            "p_purchase_90d": p90,
-            "expected_purchases_30d": alive * cum_alive(30.0),
-            "expected_purchases_90d": alive * cum_alive(90.0),
-            "expected_purchases_365d": e365,
+            **{f"p_purchase_{h}d": prob(float(h)) for h in hs},
+            **{f"expected_purchases_{h}d": alive * cum_alive(float(h)) for h in hs},
             "expected_order_value": aov,
             "predicted_clv_12m": clv,
             "net_value": net_value,
@@ -243,9 +259,9 @@ def score_customers(
             f"with parameters {model.params}; refit the model or check the features"
         )
     out["churn_risk"] = churn_risk_band(
-        p90, high_below=high_risk_below, medium_below=medium_risk_below
+        out["p_purchase_90d"].to_numpy(), high_below=high_risk_below, medium_below=medium_risk_below
     )
     out["value_tier"] = value_tier_band(clv)
     out["model"] = model.name
     out["model_version"] = model_version
-    return out.loc[:, list(SCORE_COLUMNS)]
+    return out.loc[:, list(score_columns(hs))]

@@ -16,11 +16,11 @@ from __future__ import annotations
 import logging
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from orchestration.errors import CrmError
 
@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     silent_after_days: int | None = Field(None, ge=1)
     churn_after_days: int | None = Field(None, ge=1)
     discount_rate_monthly: float = 0.01
+    #: days for P(purchase) and expected purchases in the scores (plus 60, 90, 365 and
+    #: every list's horizon_days); CRM_SCORE_HORIZONS=30,60,90,365
+    score_horizons: Annotated[tuple[int, ...], NoDecode] = (30, 60, 90, 365)
     min_customers: int = Field(500, ge=1)
     min_repeat_customers: int = Field(100, ge=1)
     playbook: Path = Path("campaigns.yml")
@@ -101,6 +104,18 @@ class Settings(BaseSettings):
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError("unknown time zone") from exc
+        return value
+
+    @field_validator("score_horizons", mode="before")
+    @classmethod
+    def _days_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                value = tuple(int(v) for v in value.replace(" ", "").split(",") if v)
+            except ValueError:
+                raise ValueError("give whole days separated by commas, e.g. 30,60,90,365") from None
+        if isinstance(value, tuple | list) and any(int(v) < 1 for v in value):
+            raise ValueError("every horizon must be at least 1 day")
         return value
 
     @field_validator("time_unit", mode="before")
@@ -222,7 +237,7 @@ def _message(error: dict[str, Any]) -> str:
     elif kind == "value_error" and field == "timezone":
         how = "is not a known time zone; use an IANA name such as Asia/Shanghai or Europe/Berlin"
     else:
-        how = _HOW.get(kind, error["msg"])
+        how = _HOW.get(kind, str(error["msg"]).removeprefix("Value error, "))
     hint = (
         f"; set it like {name}={default}"
         if default not in (None, "") and kind in {"int_parsing", "float_parsing", "int_from_float"}

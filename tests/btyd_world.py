@@ -60,12 +60,15 @@ class World:
                 )
             )
             for w in range(1, int(h // 7) + 1):
-                n = self.bought(c + 7 * (w - 1), c + 7 * w)[ids].sum()
+                n = self.bought(c + 7 * (w - 1), c + 7 * w)[ids]
                 weekly.append(
-                    {"cutoff_date": rows[-1]["cutoff_date"].iloc[0], "holdout_week": w,
-                     "purchases": int(n)}
+                    pd.DataFrame(
+                        {"cutoff_date": rows[-1]["cutoff_date"].iloc[0],
+                         "member_id": rows[-1]["member_id"][n > 0], "holdout_week": w,
+                         "purchases": n[n > 0]}
+                    )
                 )  # fmt: skip
-        return pd.concat(rows, ignore_index=True), pd.DataFrame(weekly)
+        return pd.concat(rows, ignore_index=True), pd.concat(weekly, ignore_index=True)
 
 
 def bgnbd_world(n: int, seed: int) -> World:

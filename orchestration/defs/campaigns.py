@@ -7,15 +7,104 @@ its figures, and `campaign_exports` writes the files.
 from collections.abc import Iterator
 
 import dagster as dg
+import pandas as pd
 
+from ml import forecast
+from ml.purchase_models import PurchaseModel
 from orchestration.defs.resources import PipelineSettings
 from orchestration.errors import CrmError
 from orchestration.lib import exports, holdback
+from orchestration.lib import model_store as store
 from orchestration.lib.playbook import CampaignList, load_playbook
 from orchestration.lib.warehouse import markdown_table, open_warehouse
-from orchestration.settings import load_settings
+from orchestration.settings import Settings, load_settings
 
 SEND_FILE_CHECK = "send_files_respect_do_not_contact"
+_GROUPS = ["list_name", "priority_group"]
+
+
+def list_forecasts(
+    instance: dg.DagsterInstance, s: Settings, lists: list[CampaignList], only: str | None = None
+) -> dict[str, dict]:
+    """Per list: expected buyers and revenue within its horizon_days, in total and per
+    priority group, with 90% intervals (ml.forecast), from the published model. Empty
+    when the model was skipped."""
+    doc = store.published_model_doc(instance, s.models_dir)
+    if doc is None:
+        return {}
+    model = PurchaseModel.from_dict(doc["purchase_models"][doc["selected"]])
+    cov = forecast.covariance_from_json(doc.get("parameter_covariance"))
+    draws = forecast.parameter_draws(model, cov) if cov is not None else []
+    with open_warehouse(s, read_only=True) as con:
+        members = store.read_list_members(con, only)
+    out = {}
+    for cl in lists:
+        rows = members[members["list_name"] == cl.name]
+        if rows.empty:
+            continue
+        shape = float(doc["spend_model"]["params"]["p"])
+        groups = forecast.group_forecast(model, draws, rows, _GROUPS, cl.horizon_days, shape)
+        total = forecast.group_forecast(model, draws, rows, _GROUPS[:1], cl.horizon_days, shape)
+        reach = (
+            forecast.groups_to_target(groups, cl.target_buyers, "priority_group")
+            if cl.target_buyers
+            else None
+        )
+        out[cl.name] = {
+            "horizon_days": cl.horizon_days,
+            "interval": "90%",
+            "parameter_uncertainty": bool(draws),
+            # the model's own bias is not in the interval: the backtest's, beside it
+            "backtest_bias_pct": doc.get("aggregate_bias_pct"),
+            "total": _rounded(
+                total.drop(columns=["list_name", "cumulative_buyers"]).iloc[0].to_dict()
+            ),
+            "groups": [_rounded(r) for r in groups.drop(columns="list_name").to_dict("records")],
+            "target_buyers": cl.target_buyers,
+            "groups_to_target": reach,
+        }
+    return out
+
+
+def _rounded(row: dict) -> dict:
+    counts = {"customers", "priority_group"}
+    return {k: int(v) if k in counts else round(float(v), 2) for k, v in row.items()}
+
+
+def _forecast_metadata(cl: CampaignList, f: dict | None) -> dict[str, object]:
+    if not f:
+        return {}
+    total = f["total"]
+    table = pd.DataFrame(f["groups"]).assign(
+        buyers=lambda d: [
+            forecast.interval_text(r.expected_buyers, r.buyers_low, r.buyers_high)
+            for r in d.itertuples()
+        ],
+        revenue_yuan=lambda d: [
+            forecast.interval_text(r.expected_revenue, r.revenue_low, r.revenue_high)
+            for r in d.itertuples()
+        ],
+    )[["priority_group", "customers", "buyers", "revenue_yuan", "cumulative_buyers"]]
+    out: dict[str, object] = {
+        "forecast_horizon_days": f["horizon_days"],
+        "expected_buyers": dg.MetadataValue.float(total["expected_buyers"]),
+        "expected_buyers_90": forecast.interval_text(
+            total["expected_buyers"], total["buyers_low"], total["buyers_high"]
+        ),
+        "expected_revenue_yuan_90": forecast.interval_text(
+            total["expected_revenue"], total["revenue_low"], total["revenue_high"]
+        ),
+        "forecast_by_group": dg.MetadataValue.md(markdown_table(table, max_rows=50)),
+        "backtest_bias_pct": dg.MetadataValue.float(float(f["backtest_bias_pct"] or 0.0)),
+    }
+    if cl.target_buyers:
+        k = f["groups_to_target"]
+        out["target"] = (
+            f"{cl.target_buyers:,} buyers expected after {k} of {len(f['groups'])} groups"
+            if k
+            else f"{cl.target_buyers:,} buyers not expected even with all {len(f['groups'])} groups"
+        )
+    return out
 
 
 def _list_asset(cl: CampaignList) -> dg.AssetsDefinition:
@@ -35,8 +124,9 @@ def _list_asset(cl: CampaignList) -> dg.AssetsDefinition:
             f"list_name = '{cl.name}'; figures from `marts.campaign_list_summary`."
         ),
     )
-    def _asset(crm: PipelineSettings) -> dg.MaterializeResult:
+    def _asset(context: dg.AssetExecutionContext, crm: PipelineSettings) -> dg.MaterializeResult:
         s = crm.settings()
+        predicted = list_forecasts(context.instance, s, [cl], only=cl.name).get(cl.name)
         with open_warehouse(s, read_only=True) as con:
             summary = con.execute(
                 "select priority_group, channel, send, control, cost, min_score "
@@ -68,6 +158,7 @@ def _list_asset(cl: CampaignList) -> dg.AssetsDefinition:
                 "priority_groups": dg.MetadataValue.md(markdown_table(groups, max_rows=20)),
                 "offer": dg.MetadataValue.json(cl.offer.model_dump()),
                 "preview": dg.MetadataValue.md(markdown_table(preview)),
+                **_forecast_metadata(cl, predicted),
             }
         )
 
@@ -139,10 +230,12 @@ def build_campaign_assets() -> list[dg.AssetsDefinition]:
                 "`crm run --accept-input-change`"
             )
         lists = current.to_dbt_var()["lists"]
+        predicted = list_forecasts(context.instance, s, list(current.lists))
         with exports.export_lock(s.export_dir):
             staged = exports.stage_exports(
                 targets, export_dir=s.export_dir, as_of=s.as_of, run_id=context.run_id,
                 lists=lists, hashed_audience_files=s.export_hashed_audience,
+                forecasts=predicted, model=_model_summary(context.instance, s),
             )  # fmt: skip
             try:
                 with open_warehouse(s, read_only=True) as con:
@@ -218,3 +311,18 @@ def build_campaign_assets() -> list[dg.AssetsDefinition]:
         )
 
     return [*list_assets, campaign_exports]
+
+
+def _model_summary(instance: dg.DagsterInstance, s: Settings) -> dict | None:
+    """The selected model and its backtest calibration, for the manifest."""
+    doc = store.published_model_doc(instance, s.models_dir)
+    if doc is None:
+        return None
+    return {
+        "selected": doc["selected"],
+        "version": doc["model_version"],
+        "selection_reason": doc.get("selection_reason"),
+        "backtest_holdout_days": doc.get("holdout_days"),
+        "backtest_bias_pct": doc.get("aggregate_bias_pct"),
+        "calibration_by_decile": doc.get("calibration"),
+    }

@@ -12,15 +12,14 @@ import dataclasses
 import json
 from collections.abc import Mapping
 from datetime import date, timedelta
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import pandas as pd
 
 from ml import backtest as bt
+from ml import forecast, model_card, plots, purchase_models, scoring, spend_model, tracking
 from ml import histogram as hist
-from ml import model_card, plots, purchase_models, scoring, spend_model, tracking
 from ml.errors import ModelError
 from ml.fitting import parameter_problem
 from ml.histogram import DataSummary
@@ -31,6 +30,7 @@ from orchestration.errors import CrmError
 from orchestration.lib import model_store as store
 from orchestration.lib.files import write_atomic
 from orchestration.lib.holdback import relative_change
+from orchestration.lib.playbook import load_playbook
 from orchestration.lib.warehouse import markdown_table, open_warehouse
 
 CHECK_CONVERGED = "model_converged"
@@ -180,6 +180,14 @@ def clv_model(context: dg.AssetExecutionContext, crm: PipelineSettings):
         return
 
     version = f"{s.as_of.isoformat()}_{context.run_id[:8]}"
+    try:  # parameter uncertainty of the published model, for the lists' forecast intervals
+        covariance = forecast.covariance_to_json(
+            type(final[result.selected]).param_names,
+            forecast.log_parameter_covariance(final[result.selected], model_hist),
+        )
+    except ModelError as exc:
+        context.log.warning(f"forecast intervals without parameter uncertainty: {exc}")
+        covariance = None
     calibration_end = date.fromisoformat(result.cutoff)
     selected = final[result.selected]
     beats = bt.beats_baseline(result)
@@ -222,12 +230,14 @@ def clv_model(context: dg.AssetExecutionContext, crm: PipelineSettings):
         "backtest_origins": result.decision.origins,
         "decision": dataclasses.asdict(result.decision),
         "calibration": result.calibration_table.to_dict(orient="records"),
+        "aggregate_bias_pct": result.metrics[result.selected].aggregate_error_pct,
         "selected": result.selected,
         "selection_reason": reason,
         "status": status,
         "purchase_models": {k: m.to_dict() for k, m in final.items()},
         "calibration_models": {k: m.to_dict() for k, m in result.fitted.items()},
         "spend_model": spend.to_dict(),
+        "parameter_covariance": covariance,
         "failures": {**result.failures, **failures},
     }
     write_atomic(folder / "params.json", json.dumps(params_doc, indent=2) + "\n")
@@ -338,20 +348,19 @@ def customer_scores(context: dg.AssetExecutionContext, crm: PipelineSettings):
     s = crm.settings()
     # the model comes from clv_model's artifact (models/<version>/params.json), named by
     # its latest materialization: this run's, or the last one when scores run alone
-    fitted = context.instance.get_latest_materialization_event(dg.AssetKey("clv_model"))
-    metadata = (
-        fitted.asset_materialization.metadata if fitted and fitted.asset_materialization else {}
-    )
-    if "params_file" not in metadata:
+    # the settings' horizons and every playbook list's (its churn odds and forecast)
+    lists = load_playbook(s.playbook).lists
+    horizons = (*s.score_horizons, *(cl.horizon_days for cl in lists))
+    doc = store.published_model_doc(context.instance, s.models_dir)
+    if doc is None:
         # the model was skipped (thin data): publish no scores; lists needing them are not built
         context.log.warning("no CLV model for this run (skipped); no scores were written")
         with open_warehouse(s) as con:
-            store.ensure_scores_table(con)
+            store.ensure_scores_table(con, horizons)
             # scores of this day from an earlier run are not this run's: lists needing
             # scores are not built on them (later days' scores are not touched)
             con.execute(f"delete from {store.SCORES_TABLE} where as_of_date = ?", [s.as_of])
         return dg.MaterializeResult(metadata={"skipped": True, "dagster/row_count": 0})
-    doc = json.loads(Path(str(metadata["params_file"].value)).read_text(encoding="utf-8"))
     purchase = PurchaseModel.from_dict(doc["purchase_models"][doc["selected"]])
     spend = FittedSpendModel.from_dict(doc["spend_model"])
     version = str(doc["model_version"])
@@ -360,6 +369,7 @@ def customer_scores(context: dg.AssetExecutionContext, crm: PipelineSettings):
     scores = scoring.score_customers(
         features, purchase, spend, time_unit=doc["time_unit"],
         discount_rate_monthly=s.discount_rate_monthly, model_version=version,
+        horizons=horizons,
     )  # fmt: skip
     scores.insert(1, "as_of_date", s.as_of)
     with open_warehouse(s) as con:

@@ -62,7 +62,8 @@ LIST_COLUMNS = [
     ("reason", "Why this member is on the list (stage / segment; scores)"),
     ("lifecycle_stage", "Lifecycle stage"),
     ("rfm_segment", "RFM segment"),
-    ("p_purchase_60d", "Probability of buying in the next 60 days"),
+    ("churn_odds", "Probability of NOT buying within the list's horizon (the model's churn odds)"),
+    ("churn_horizon_days", "The list's horizon in days for churn_odds"),
     ("predicted_clv_12m", "Predicted value of the next 12 months (yuan, discounted)"),
 ]
 CONTACT_COLUMNS = {
@@ -238,8 +239,13 @@ def stage_exports(
     run_id: str,
     lists: list[dict],
     hashed_audience_files: bool,
+    forecasts: dict[str, dict] | None = None,
+    model: dict | None = None,
 ) -> StagedExport:
-    """Write every list's files into a hidden staging folder (call under `export_lock`)."""
+    """Write every list's files into a hidden staging folder (call under `export_lock`).
+
+    `forecasts` (per list: buyers and revenue with intervals) and `model` (the selected
+    model, its backtest calibration and bias) go into the manifest as given."""
     sends_total = int((~targets["is_control"]).sum()) if not targets.empty else 0
     if sends_total == 0:
         return StagedExport(
@@ -299,6 +305,7 @@ def stage_exports(
                     "budget_yuan": round(cost, 2),
                     "columns": [c for c, _ in columns],
                     "offer": spec["offer"],
+                    **({"forecast": forecasts[name]} if forecasts and name in forecasts else {}),
                 }
             )
         versions = sorted({str(v) for v in targets["model_version"].dropna().unique()})
@@ -307,6 +314,7 @@ def stage_exports(
             "as_of": as_of.isoformat(),
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "model_version": versions[0] if len(versions) == 1 else versions,
+            **({"model": model} if model else {}),
             "lists": summary,
             "totals": {
                 "send": sends_total,

@@ -75,7 +75,7 @@ def read_features(con: duckdb.DuckDBPyConnection) -> tuple[pd.DataFrame, pd.Data
 
 def read_backtest_weekly(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     return con.sql(
-        "select cutoff_date, holdout_week, purchases from marts.backtest_holdout_weekly"
+        "select cutoff_date, member_id, holdout_week, purchases from marts.backtest_holdout_weekly"
     ).df()
 
 
@@ -159,19 +159,25 @@ def mark_published(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
     con.execute(f"update {RUNS_TABLE} set published = true where run_id = ?", [run_id])
 
 
-def ensure_scores_table(con: duckdb.DuckDBPyConnection) -> None:
-    """An empty model.customer_scores when none was ever written (a thin shop's first run):
-    the campaign models read it, and find no scores for the as-of date."""
-    from ml.scoring import SCORE_COLUMNS
+def ensure_scores_table(con: duckdb.DuckDBPyConnection, horizons: tuple[int, ...]) -> None:
+    """A model.customer_scores with a column for each horizon (an empty one when none was
+    ever written, e.g. a thin shop's first run): the campaign models read it, and find no
+    scores for the as-of date."""
+    from ml.scoring import score_columns
 
     text = {"member_id", "churn_risk", "value_tier", "model", "model_version"}
-    cols = ", ".join(
-        f"{c} {'varchar' if c in text else 'double'}" for c in SCORE_COLUMNS if c != "member_id"
-    )
+    columns = [c for c in score_columns(horizons) if c != "member_id"]
     con.execute("create schema if not exists model")
     con.execute(
-        f"create table if not exists {SCORES_TABLE} (member_id varchar, as_of_date date, {cols})"
+        f"create table if not exists {SCORES_TABLE} (member_id varchar, as_of_date date, "
+        + ", ".join(f"{c} {'varchar' if c in text else 'double'}" for c in columns)
+        + ")"
     )
+    for c in columns:  # a horizon added to the settings or the playbook since
+        con.execute(
+            f"alter table {SCORES_TABLE} add column if not exists {c} "
+            f"{'varchar' if c in text else 'double'}"
+        )
 
 
 def write_scores(con: duckdb.DuckDBPyConnection, scores: pd.DataFrame) -> None:
@@ -212,3 +218,38 @@ def apply_retention(models_dir: Path, keep_days: int, today: date) -> list[str]:
             shutil.rmtree(folder, ignore_errors=True)
             deleted.append(folder.name)
     return deleted
+
+
+def published_model_doc(instance: Any, models_dir: Path) -> dict[str, Any] | None:
+    """The fitted models (models/<version>/params.json) named by clv_model's latest
+    materialization; None when it was skipped (thin data) or never ran. A model that
+    failed a gate is never used: then the published one (models/LATEST) is."""
+    import dagster as dg
+
+    event = instance.get_latest_materialization_event(dg.AssetKey("clv_model"))
+    materialization = event.asset_materialization if event else None
+    metadata = materialization.metadata if materialization else {}
+    if "params_file" not in metadata:
+        return None
+    doc = json.loads(Path(str(metadata["params_file"].value)).read_text(encoding="utf-8"))
+    if doc.get("status") == "ok":
+        return doc
+    latest = models_dir / LATEST_FILE
+    published = models_dir / latest.read_text().strip() / "params.json" if latest.exists() else None
+    if published is None or not published.exists():
+        return None
+    return json.loads(published.read_text(encoding="utf-8"))
+
+
+def read_list_members(con: duckdb.DuckDBPyConnection, list_name: str | None = None) -> pd.DataFrame:
+    """The send rows of the lists (or one list) with the model inputs of each member."""
+    where = "and t.list_name = ?" if list_name else ""
+    return con.execute(
+        'select t.list_name, t.priority_group, f.frequency, f.recency, f."T", '
+        "s.expected_order_value "
+        "from marts.campaign_targets as t "
+        "join marts.customer_features as f using (member_id) "
+        f"join {SCORES_TABLE} as s using (member_id) "
+        f"where not t.is_control {where} order by t.list_name, t.list_rank",
+        [list_name] if list_name else [],
+    ).df()

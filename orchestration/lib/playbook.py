@@ -139,6 +139,10 @@ class CampaignList(_Model):
     offer: Offer
     channels: tuple[Channel, ...] = Field(min_length=1)
     control_share: float | None = Field(None, strict=True, ge=0, lt=0.5)
+    #: the list's churn odds and forecasts are over this many days (P(no purchase), buyers)
+    horizon_days: int = Field(60, strict=True, ge=1, le=730)
+    #: buyers the campaign aims for: the list's forecast says after how many groups
+    target_buyers: int | None = Field(None, strict=True, ge=1)
 
     @field_validator("audience", mode="before")
     @classmethod
@@ -253,6 +257,8 @@ class Playbook(_Model):
                     "offer": cl.offer.model_dump(),
                     "channels": list(cl.channels),
                     "control_share": cl.control_share,
+                    "horizon_days": cl.horizon_days,
+                    "target_buyers": cl.target_buyers,
                 }
                 for cl in self.lists
             ],

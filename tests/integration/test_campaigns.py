@@ -449,3 +449,42 @@ def test_list_assets_show_the_lists_dbt_built(campaign_run) -> None:
         expected[0], expected[1], float(expected[2]),
     )  # fmt: skip
     assert "| priority_group | send | control | min_score |" in md["priority_groups"].value
+
+
+def test_churn_odds_and_forecasts_marketing_can_read(campaign_run) -> None:
+    """Lists carry P(no purchase within the list's horizon) from the selected model; the
+    manifest and the list assets forecast buyers and revenue per priority group, with a
+    90% interval that contains the point forecast."""
+    import dagster as dg
+
+    root, con, _, _, _ = campaign_run
+    odd = con.execute(
+        "select count(*) filter (where abs(t.churn_odds - round(1 - s.p_purchase_60d, 4)) "
+        "> 1e-9), count(*), min(t.churn_horizon_days), max(t.churn_horizon_days) "
+        "from marts.campaign_targets t join model.customer_scores s using (member_id) "
+        "where t.list_name = 'win_back'"
+    ).fetchall()[0]
+    assert odd[0] == 0 and odd[1] > 0 and odd[2:] == (60, 60)
+    header = (root / "exports" / AS_OF / "retention.csv").read_text("utf-8-sig")
+    assert "churn_odds,churn_horizon_days" in header.splitlines()[0]
+    assert "p_alive" not in header.splitlines()[0]
+    manifest = json.loads((root / "exports" / AS_OF / "manifest.json").read_text())
+    assert manifest["model"]["selected"] in {"bgnbd", "pareto_nbd", "mbgnbd"}
+    assert len(manifest["model"]["calibration_by_decile"]) == 10
+    forecast = next(x for x in manifest["lists"] if x["list"] == "retention")["forecast"]
+    total = forecast["total"]
+    assert forecast["horizon_days"] == 60 and forecast["parameter_uncertainty"]
+    assert total["buyers_low"] < total["expected_buyers"] < total["buyers_high"]
+    assert total["expected_buyers"] == pytest.approx(
+        sum(g["expected_buyers"] for g in forecast["groups"]), abs=0.05
+    )
+    with duckdb.connect(str(root / "warehouse.duckdb"), read_only=True) as day2:
+        name = day2.execute(
+            "select list_name from marts.campaign_targets t join model.customer_scores "
+            "using (member_id) where not is_control group by 1 order by count(*) desc limit 1"
+        ).fetchall()[0][0]
+    with dg.DagsterInstance.from_config(str(root / "dagster_home")) as instance:
+        event = instance.get_latest_materialization_event(dg.AssetKey(f"campaign_list_{name}"))
+    md = event.asset_materialization.metadata
+    assert md["forecast_horizon_days"].value == 60
+    assert "(" in md["expected_buyers_90"].value and "–" in md["expected_buyers_90"].value

@@ -8,6 +8,7 @@ BG/NBD r 0.243, alpha 4.414, a 0.793, b 2.426; Gamma-Gamma p 6.25, q 3.74, v 15.
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
@@ -24,15 +25,22 @@ PUBLISHED = {
 }
 
 
-@pytest.fixture(scope="module")
-def cdnow(tmp_path_factory: pytest.TempPathFactory):
-    root = tmp_path_factory.mktemp("cdnow")
-    write_cdnow(root / "landing", sample=True)
+@contextmanager
+def _cdnow_env(root: Path, *, sample: bool):
+    """CDNOW in root/landing, every CRM_* path under root, as of 1997-09-30 in weeks."""
+    write_cdnow(root / "landing", sample=sample)
     with pytest.MonkeyPatch.context() as mp:
         point_env_at(mp, root)
         mp.setenv("CRM_AS_OF", AS_OF)
         mp.setenv("CRM_TIME_UNIT", "week")
-        mp.setenv("CRM_MIN_ORDER_DATE", "1990-01-01")  # CDNOW is from 1997
+        mp.setenv("CRM_MIN_ORDER_DATE", "1997-01-01")  # CDNOW is from 1997
+        yield mp
+
+
+@pytest.fixture(scope="module")
+def cdnow(tmp_path_factory: pytest.TempPathFactory):
+    root = tmp_path_factory.mktemp("cdnow")
+    with _cdnow_env(root, sample=True) as mp:
         from orchestration.runner import run_pipeline
 
         first = run_pipeline()
@@ -125,11 +133,7 @@ def cdnow_full(tmp_path_factory: pytest.TempPathFactory):
     """The full CDNOW cohort (23,570 customers) as of 1997-09-30: 39 weeks of history and
     the real next 39 weeks (to 1998-06-30) in the landing file, unseen by the run."""
     root = tmp_path_factory.mktemp("cdnow_full")
-    write_cdnow(root / "landing", sample=False)
-    with pytest.MonkeyPatch.context() as mp:
-        point_env_at(mp, root)
-        mp.setenv("CRM_AS_OF", AS_OF)
-        mp.setenv("CRM_MIN_ORDER_DATE", "1997-01-01")
+    with _cdnow_env(root, sample=False):
         from orchestration.runner import run_pipeline
 
         outcome = run_pipeline(groups=["ingest", "transform", "model"])

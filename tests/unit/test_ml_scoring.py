@@ -184,3 +184,19 @@ def test_scoring_errors(features, models) -> None:
             model_version="v",
             discount_rate_monthly=-0.1,
         )
+
+
+def test_score_horizons_are_settings_with_the_required_ones_kept(features, models) -> None:
+    purchase, spend = models
+    out = score_customers(
+        features, purchase, spend, time_unit="week", model_version="v", horizons=(14, 45)
+    )
+    hs = (14, 45, 60, 90, 365)  # 60, 90, 365 feed the rankings, the band and the CLV
+    assert [c for c in out.columns if c.startswith("p_purchase_")] == [
+        f"p_purchase_{h}d" for h in hs
+    ]
+    probabilities = out[[f"p_purchase_{h}d" for h in hs]].to_numpy()
+    assert (np.diff(probabilities, axis=1) >= -1e-12).all()  # longer horizon, more likely
+    weeks = to_model_units(features, "week")
+    x, t_x, age = (weeks[c].to_numpy() for c in ("frequency", "recency", "T"))
+    np.testing.assert_allclose(out["p_purchase_45d"], purchase.p_purchase(45 / 7, x, t_x, age))

@@ -103,3 +103,11 @@ def test_dbt_gets_the_warehouse_and_memory_cap_as_vars(monkeypatch: pytest.Monke
     v = dbt_vars(load_settings(warehouse=Path("/tmp/w.duckdb")))
     assert v["warehouse"] == "/tmp/w.duckdb" and v["duckdb_memory_limit"] == "7GB"
     assert [cl["name"] for cl in v["playbook"]["lists"]]  # the project's playbook
+
+
+def test_score_horizons_from_a_comma_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CRM_SCORE_HORIZONS", "14, 45,180")
+    assert load_settings().score_horizons == (14, 45, 180)
+    monkeypatch.setenv("CRM_SCORE_HORIZONS", "two weeks")
+    with pytest.raises(CrmError, match="CRM_SCORE_HORIZONS='two weeks' give whole days"):
+        load_settings()

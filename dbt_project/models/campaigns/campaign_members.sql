@@ -102,6 +102,10 @@ final as (
         s.p_alive,
         s.p_purchase_60d,
         s.p_purchase_90d,
+        {%- for h in var('playbook').lists | map(attribute='horizon_days') | unique
+                if h not in (60, 90) %}
+        s.p_purchase_{{ h }}d,
+        {%- endfor %}
         s.expected_purchases_90d,
         s.expected_order_value,
         s.predicted_clv_12m,

@@ -87,6 +87,26 @@ capped as (
 
 ),
 
+scored as (
+
+    -- churn odds over the list's own horizon: P(no purchase in horizon_days), from the
+    -- selected model (NULL for members without a model score)
+    select
+        *,
+        cast(case list_name
+            {%- for cl in pb.lists %}
+            when {{ sql_literal(cl.name) }} then {{ cl.horizon_days }}
+            {%- endfor %}
+        end as integer) as churn_horizon_days,
+        cast(case list_name
+            {%- for cl in pb.lists %}
+            when {{ sql_literal(cl.name) }} then round(1 - p_purchase_{{ cl.horizon_days }}d, 4)
+            {%- endfor %}
+        end as double) as churn_odds
+    from capped
+
+),
+
 final as (
 
     select
@@ -102,7 +122,7 @@ final as (
         rank_by,
         lifecycle_stage
             || coalesce(' / ' || rfm_segment, '')
-            || coalesce('; p(buy 60d) ' || printf('%.2f', p_purchase_60d), '')
+            || coalesce('; p(buy ' || churn_horizon_days || 'd) ' || printf('%.2f', 1 - churn_odds), '')
             || coalesce('; CLV 12m ' || printf('%.0f', predicted_clv_12m), '')
             || '; ' || rank_by || ' ' || coalesce(printf('%.3f', score), 'n/a')
             as reason,
@@ -112,6 +132,8 @@ final as (
         p_alive,
         p_purchase_60d,
         p_purchase_90d,
+        churn_odds,
+        churn_horizon_days,
         expected_order_value,
         predicted_clv_12m,
         churn_risk,
@@ -127,7 +149,7 @@ final as (
         phone_e164 as phone,
         email,
         model_version
-    from capped
+    from scored
 
 )
 

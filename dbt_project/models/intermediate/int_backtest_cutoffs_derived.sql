@@ -1,6 +1,7 @@
 -- The model backtest's cut-off dates, derived from the length of the history.
 -- The holdout is a quarter of the span from the first purchase occasion to the as-of
--- date, in whole weeks (at least one week, at most `holdout_days`, CRM_HOLDOUT_DAYS).
+-- date, in whole weeks (at least one week, at most `holdout_days`, CRM_HOLDOUT_DAYS,
+-- rounded down to whole weeks).
 -- Cut-offs step back one holdout at a time from the as-of date. A cut-off is a
 -- forecast origin (the candidates are fitted before it and scored after it) when at
 -- least two holdouts of history precede it (calibration is at least two thirds of the
@@ -28,7 +29,7 @@ holdout as (
         first_date,
         as_of_date,
         cast(least(
-            {{ var('holdout_days') }},
+            7 * greatest(1, floor({{ var('holdout_days') }} / 7)),
             greatest(7, 7 * floor({{ dbt.datediff('first_date', 'as_of_date', 'day') }} / 28))
         ) as integer) as holdout_days
     from span

@@ -1,6 +1,7 @@
--- Purchase occasions per holdout week after every backtest cut-off, of the customers
--- whose first purchase is on or before it (the cut-off's cohort): what the models'
--- cumulative weekly forecasts are held against (tracking error). Week 1 is the seven
+-- Each customer's purchase occasions per holdout week after every backtest cut-off
+-- (customers whose first purchase is on or before it: the cut-off's cohort), only the
+-- weeks with a purchase: what the models' cumulative weekly forecasts are held against
+-- (tracking error), resampled customer by customer for its noise. Week 1 is the seven
 -- days after the cut-off; holdouts are whole weeks.
 with
 
@@ -20,6 +21,7 @@ final as (
 
     select
         c.cutoff_date,
+        c.member_id,
         cast(floor(({{ dbt.datediff('c.cutoff_date', 'o.occasion_date', 'day') }} - 1) / 7) + 1
             as integer) as holdout_week,
         count(*) as purchases
@@ -28,7 +30,7 @@ final as (
         on o.member_id = c.member_id
         and o.occasion_date > c.cutoff_date
         and o.occasion_date <= c.cutoff_date + c.holdout_days
-    group by 1, 2
+    group by 1, 2, 3
 
 )
 
