@@ -31,9 +31,8 @@ class CrmDbtTranslator(DagsterDbtTranslator):
         return super().get_asset_key(dbt_resource_props)
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
-        if "campaigns" in dbt_resource_props.get("fqn", []):
-            return "campaigns"
-        return "transform"
+        fqn = dbt_resource_props.get("fqn", [])
+        return next((g for g in ("campaigns", "results") if g in fqn), "transform")
 
 
 def _table_metadata(con, s: Settings, name: str) -> dict[str, Any]:
@@ -86,6 +85,17 @@ def _table_metadata(con, s: Settings, name: str) -> dict[str, Any]:
                 max_rows=40,
             )
         )
+    elif name == "campaign_results":
+        totals = con.sql(
+            f"select campaign_id, window_closed as closed, treated, control, "
+            f"round(100 * uplift, 2) as uplift_pts, round(100 * uplift_ci_low, 2) as ci_low, "
+            f"round(100 * uplift_ci_high, 2) as ci_high, "
+            f"round(100 * min_detectable_uplift, 2) as mde_pts, "
+            f"round(incremental_buyers, 1) as incr_buyers, round(roi, 2) as roi "
+            f"from {table} where priority_group is null and channel is null "
+            f"order by sent_on desc, campaign_id"
+        ).df()
+        md["campaigns"] = dg.MetadataValue.md(markdown_table(totals, max_rows=30))
     elif name == "ingest_reconciliation":
         md["reconciliation"] = dg.MetadataValue.md(
             markdown_table(con.sql(f"select * from {table}").df())

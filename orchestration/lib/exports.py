@@ -59,6 +59,8 @@ LIST_COLUMNS = [
     ("offer_threshold", "Minimum order value for the offer (yuan)"),
     ("offer_amount", "Offer value (yuan)"),
     ("offer_valid_until", "Last day the offer is valid"),
+    ("campaign_id", "The campaign (list and send day): quote it in the platform's campaign"),
+    ("coupon_code", "The member's own coupon code (coupon offers), so redemptions trace back"),
     ("reason", "Why this member is on the list (stage / segment; scores)"),
     ("lifecycle_stage", "Lifecycle stage"),
     ("rfm_segment", "RFM segment"),
@@ -73,6 +75,7 @@ CONTACT_COLUMNS = {
 }
 CONTROL_COLUMNS = [
     ("member_id", "Member id"),
+    ("campaign_id", "The campaign this member is held out of"),
     ("priority_group", "Priority group the member would have been in"),
     ("list_rank", "Rank within the list"),
     ("channel", "Channel the member would have been sent"),
@@ -575,8 +578,10 @@ def record_contacts(con, as_of: date) -> int:
     """
     con.execute("delete from campaigns.contact_history where as_of_date = ?", [as_of])
     con.execute(
-        "insert into campaigns.contact_history "
-        "select ?, list_name, member_id, channel, is_control from marts.campaign_targets",
+        "insert into campaigns.contact_history (as_of_date, list_name, member_id, channel, "
+        "is_control, priority_group, lifecycle_stage, campaign_id) "
+        "select ?, list_name, member_id, channel, is_control, priority_group, lifecycle_stage, "
+        "campaign_id from marts.campaign_targets",
         [as_of],
     )
     return con.execute(

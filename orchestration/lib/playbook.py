@@ -143,6 +143,8 @@ class CampaignList(_Model):
     horizon_days: int = Field(60, strict=True, ge=1, le=730)
     #: buyers the campaign aims for: the list's forecast says after how many groups
     target_buyers: int | None = Field(None, strict=True, ge=1)
+    #: days after the send day over which the campaign is read out against its control
+    results_window_days: int = Field(30, strict=True, ge=1, le=365)
 
     @field_validator("audience", mode="before")
     @classmethod
@@ -259,6 +261,7 @@ class Playbook(_Model):
                     "control_share": cl.control_share,
                     "horizon_days": cl.horizon_days,
                     "target_buyers": cl.target_buyers,
+                    "results_window_days": cl.results_window_days,
                 }
                 for cl in self.lists
             ],

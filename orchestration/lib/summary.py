@@ -86,6 +86,24 @@ def build_summary(s: Settings, notes: list[str] | None = None) -> str:
                 "group by 1 order by min(list_priority)"
             ).fetchall():
                 lines.append(f"    {name:<20} {send:>10,} / {control:,}")
+        if table_exists(con, "marts.campaign_results"):
+            rows = con.execute(
+                "select campaign_id, window_closed, uplift, uplift_ci_low, uplift_ci_high, "
+                "incremental_buyers, roi from marts.campaign_results "
+                "where priority_group is null and channel is null "
+                "order by sent_on desc, campaign_id limit 10"
+            ).fetchall()
+            if rows:
+                lines.append("  campaign results (uplift vs control, 95% interval):")
+            for cid, closed, up, lo, hi, extra, roi in rows:
+                readout = (
+                    f"{100 * up:+.1f} pts ({100 * lo:+.1f} .. {100 * hi:+.1f}), "
+                    f"{extra:+,.1f} buyers, ROI {roi:,.1f}"
+                    if up is not None and lo is not None and roi is not None
+                    else "no control group to compare with"
+                )
+                state = "final" if closed else "provisional"
+                lines.append(f"    {cid:<28} {readout} [{state}]")
     lines += [f"  {note}" for note in notes or []]
     lines.append(f"  warehouse: {s.warehouse}")
     latest = s.export_dir / "latest"

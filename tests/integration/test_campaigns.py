@@ -488,3 +488,51 @@ def test_churn_odds_and_forecasts_marketing_can_read(campaign_run) -> None:
     md = event.asset_materialization.metadata
     assert md["forecast_horizon_days"].value == 60
     assert "(" in md["expected_buyers_90"].value and "–" in md["expected_buyers_90"].value
+
+
+def _newcombe(t_buy: int, t_n: int, c_buy: int, c_n: int) -> tuple[float, float]:
+    """Newcombe's hybrid score interval (method 10) for a difference of proportions,
+    written out independently of the SQL."""
+    from math import sqrt
+
+    z = 1.959963984540054
+
+    def wilson(k: int, n: int) -> tuple[float, float]:
+        p = k / n
+        centre, half = p + z * z / (2 * n), z * sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+        return (centre - half) / (1 + z * z / n), (centre + half) / (1 + z * z / n)
+
+    p1, p2 = t_buy / t_n, c_buy / c_n
+    (l1, u1), (l2, u2) = wilson(t_buy, t_n), wilson(c_buy, c_n)
+    d = p1 - p2
+    return d - sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2), d + sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2)
+
+
+def test_campaign_results_read_the_published_lists_out(campaign_run) -> None:
+    """The next day reads yesterday's campaigns out of the contact history: every list
+    with its treated and control members as published, groups adding up to the total,
+    and the interval the named method gives."""
+    root, day1, _, _, _ = campaign_run
+    published = dict(
+        day1.execute(
+            "select list_name || '-20240701', count(*) from marts.campaign_targets group by 1"
+        ).fetchall()
+    )
+    with duckdb.connect(str(root / "warehouse.duckdb"), read_only=True) as day2:
+        rows = day2.execute(
+            "select campaign_id, priority_group, channel, treated, control, treated_buyers, "
+            "control_buyers, uplift_ci_low, uplift_ci_high, window_closed, ci_method "
+            "from marts.campaign_results"
+        ).fetchall()
+    totals = {r[0]: r[3] + r[4] for r in rows if r[1] is None and r[2] is None}
+    assert totals == published
+    for cid in totals:
+        groups = [r for r in rows if r[0] == cid and r[1] is not None]
+        assert sum(r[3] + r[4] for r in groups) == totals[cid]
+    checked = 0
+    for _, _, _, t_n, c_n, t_buy, c_buy, low, high, closed, method in rows:
+        assert not closed and method.startswith("Newcombe")  # the window has just opened
+        if t_n and c_n:
+            assert (low, high) == pytest.approx(_newcombe(t_buy, t_n, c_buy, c_n), abs=1e-12)
+            checked += 1
+    assert checked > 0

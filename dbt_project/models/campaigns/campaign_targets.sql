@@ -142,6 +142,13 @@ final as (
         cast(offer_threshold as double) as offer_threshold,
         cast(offer_amount as double) as offer_amount,
         cast({{ dbt.dateadd('day', 'offer_validity_days', as_of_date()) }} as date) as offer_valid_until,
+        -- the campaign: the list sent the day after the as-of date; each sent coupon a
+        -- unique code derived from campaign and member, so redemptions trace back
+        list_name || '-' || strftime({{ as_of_date() }} + 1, '%Y%m%d') as campaign_id,
+        case when offer_type = 'coupon' and not is_control then
+            'C' || upper(substr(md5(list_name || '-' || strftime({{ as_of_date() }} + 1, '%Y%m%d')
+                || '|' || member_id), 1, 15))
+        end as coupon_code,
         channel,
         cast(cost_per_contact as double) as cost_per_contact,
         is_control,

@@ -1,0 +1,170 @@
+-- Every published campaign read out against its control group (the lists as published
+-- are the record of who was sent and who was held out: campaigns.contact_history).
+-- A campaign is one list sent the day after its as-of date; its window is the list's
+-- results_window_days (playbook, default 30) from the send day, observed up to this
+-- run's as-of date (provisional until it closes). One row per campaign x priority
+-- group x channel, and one total row per campaign (priority_group and channel null).
+-- Rates are fractions; uplift = treated_rate - control_rate with a 95% Newcombe
+-- (hybrid Wilson score) interval; min_detectable_uplift is what the control size
+-- can detect (two-sided 5%, power 80%). Coupons and subsidy stay empty until coupon
+-- events are landed; roi then counts the message cost only.
+{%- set pb = var('playbook') %}
+{%- set z = 1.959963984540054 %}
+with
+
+history as (
+
+    select * from {{ source('campaigns', 'contact_history') }}
+    where as_of_date < {{ as_of_date() }}
+
+),
+
+windows as (
+
+    select * from (values
+        {%- for cl in pb.lists %}
+        ({{ sql_literal(cl.name) }}, {{ cl.results_window_days }}){{ "," if not loop.last }}
+        {%- endfor %}
+        {%- if pb.lists | length == 0 %}(null, 30){%- endif %}
+    ) as t(list_name, window_days)
+
+),
+
+members as (
+
+    select
+        coalesce(h.campaign_id, h.list_name || '-' || strftime(h.as_of_date + 1, '%Y%m%d'))
+            as campaign_id,
+        h.list_name,
+        cast(h.as_of_date + 1 as date) as sent_on,
+        coalesce(w.window_days, 30) as window_days,
+        h.member_id,
+        h.is_control,
+        h.priority_group,
+        h.channel,
+        h.lifecycle_stage in ('silent', 'churned') as was_lapsed,
+        case h.channel
+            {%- for ch, cost in pb.cost_per_contact.items() %}
+            when '{{ ch }}' then {{ cost }}
+            {%- endfor %}
+            else 0
+        end as cost_per_contact
+    from history as h
+    left join windows as w on h.list_name = w.list_name
+
+),
+
+outcomes as (
+
+    select
+        m.*,
+        count(o.occasion_date) > 0 as bought,
+        coalesce(sum(o.occasion_amount), 0) as revenue
+    from members as m
+    left join {{ ref('int_purchase_occasions') }} as o
+        on o.member_id = m.member_id
+        and o.occasion_date >= m.sent_on
+        and o.occasion_date < m.sent_on + m.window_days
+    group by all
+
+),
+
+grouped as (
+
+    select
+        campaign_id,
+        any_value(list_name) as list_name,
+        any_value(sent_on) as sent_on,
+        priority_group,
+        channel,
+        any_value(window_days) as window_days,
+        count(*) filter (where not is_control) as treated,
+        count(*) filter (where is_control) as control,
+        count(*) filter (where not is_control and bought) as treated_buyers,
+        count(*) filter (where is_control and bought) as control_buyers,
+        coalesce(sum(revenue) filter (where not is_control), 0) as treated_revenue,
+        coalesce(sum(revenue) filter (where is_control), 0) as control_revenue,
+        count(*) filter (where not is_control and was_lapsed) as treated_lapsed,
+        count(*) filter (where not is_control and was_lapsed and bought) as lapsed_buyers,
+        coalesce(sum(cost_per_contact) filter (where not is_control), 0) as message_cost
+    from outcomes
+    group by grouping sets ((campaign_id, priority_group, channel), (campaign_id))
+
+),
+
+rates as (
+
+    select
+        *,
+        treated_buyers / nullif(treated, 0) as treated_rate,
+        control_buyers / nullif(control, 0) as control_rate
+    from grouped
+
+),
+
+wilson as (
+
+    -- Wilson score interval of each rate (l, u)
+    select
+        *,
+        {% for side in ['treated', 'control'] %}
+        ({{ side }}_rate + {{ z * z }} / (2 * {{ side }})
+            - {{ z }} * sqrt({{ side }}_rate * (1 - {{ side }}_rate) / {{ side }}
+                + {{ z * z }} / (4 * {{ side }} * {{ side }})))
+            / (1 + {{ z * z }} / {{ side }}) as {{ side }}_low,
+        ({{ side }}_rate + {{ z * z }} / (2 * {{ side }})
+            + {{ z }} * sqrt({{ side }}_rate * (1 - {{ side }}_rate) / {{ side }}
+                + {{ z * z }} / (4 * {{ side }} * {{ side }})))
+            / (1 + {{ z * z }} / {{ side }}) as {{ side }}_high{{ "," if not loop.last }}
+        {% endfor %}
+    from rates
+
+),
+
+final as (
+
+    select
+        campaign_id,
+        list_name,
+        sent_on,
+        cast(priority_group as integer) as priority_group,
+        channel,
+        cast(window_days as integer) as window_days,
+        {{ as_of_date() }} >= sent_on + window_days - 1 as window_closed,
+        cast(treated as integer) as treated,
+        cast(control as integer) as control,
+        cast(treated_buyers as integer) as treated_buyers,
+        cast(control_buyers as integer) as control_buyers,
+        treated_rate,
+        control_rate,
+        treated_rate - control_rate as uplift,
+        treated_rate - control_rate
+            - sqrt(power(treated_rate - treated_low, 2) + power(control_high - control_rate, 2))
+            as uplift_ci_low,
+        treated_rate - control_rate
+            + sqrt(power(treated_high - treated_rate, 2) + power(control_rate - control_low, 2))
+            as uplift_ci_high,
+        'Newcombe hybrid score (Wilson), 95%' as ci_method,
+        2.801585 * sqrt(
+            greatest(coalesce(control_rate, treated_rate), 1e-9)
+            * (1 - greatest(coalesce(control_rate, treated_rate), 1e-9))
+            * (1.0 / nullif(treated, 0) + 1.0 / nullif(control, 0))
+        ) as min_detectable_uplift,
+        (treated_rate - control_rate) * treated as incremental_buyers,
+        cast(treated_revenue as double) as treated_revenue,
+        cast(control_revenue / nullif(control, 0) as double) as control_revenue_per_member,
+        cast(treated_revenue - control_revenue / nullif(control, 0) * treated as double)
+            as incremental_revenue,
+        cast(null as integer) as coupons_issued,
+        cast(null as integer) as coupons_redeemed,
+        cast(null as double) as redemption_rate,
+        cast(null as double) as subsidy,
+        cast(message_cost as double) as message_cost,
+        cast((treated_revenue - control_revenue / nullif(control, 0) * treated - message_cost)
+            / nullif(message_cost, 0) as double) as roi,
+        lapsed_buyers / nullif(treated_lapsed, 0) as recall_rate
+    from wilson
+
+)
+
+select * from final
