@@ -181,3 +181,41 @@ def plot_tracking(series: pd.DataFrame, calibration_end: date, label: str) -> by
     ax.legend(loc="upper left")
     fig.autofmt_xdate()
     return _png(fig)
+
+
+def plot_where_to_stop(groups: pd.DataFrame, campaign: str) -> bytes:
+    """Cumulative incremental buyers and ROI over a campaign's priority groups.
+
+    Parameters
+    ----------
+    groups : pandas.DataFrame
+        One row per priority group (1 = contacted first): ``priority_group``,
+        ``incremental_buyers``, ``incremental_revenue`` and ``message_cost`` (summed over
+        channels).
+    campaign : str
+        Title.
+
+    Returns
+    -------
+    bytes
+        PNG: bars of cumulative incremental buyers, a line of the cumulative ROI; the
+        groups after which ROI turns down are where to stop next time.
+    """
+    g = groups.sort_values("priority_group")
+    cum_buyers = g["incremental_buyers"].fillna(0).cumsum()
+    cost = g["message_cost"].fillna(0).cumsum()
+    roi = (g["incremental_revenue"].fillna(0).cumsum() - cost) / cost.where(cost > 0)
+    fig = Figure(figsize=(7.5, 4.0))
+    ax = fig.add_subplot()
+    pos = np.arange(len(g))
+    ax.bar(pos, cum_buyers, color="#4c78a8", label="cumulative incremental buyers")
+    ax.set_xticks(pos, [str(int(v)) for v in g["priority_group"]])
+    ax.set_xlabel("Priority groups contacted (1 = first)")
+    ax.set_ylabel("Incremental buyers (cumulative)")
+    ax2 = ax.twinx()
+    ax2.plot(pos, roi, color="#e45756", marker="o", label="cumulative ROI")
+    ax2.set_ylabel("ROI (incremental revenue - cost) / cost")
+    ax.set_title(f"Where to stop: {campaign}")
+    handles = ax.get_legend_handles_labels()[0] + ax2.get_legend_handles_labels()[0]
+    ax.legend(handles, [h.get_label() for h in handles], loc="upper left")
+    return _png(fig)

@@ -5,6 +5,7 @@ file) the marts' materializations get row counts, previews and the figures a
 person wants to see (segment and stage counts, cut-offs, quarantine reasons).
 """
 
+import base64
 import json
 import shutil
 import time
@@ -15,6 +16,7 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 
+from ml.plots import plot_where_to_stop
 from orchestration.defs.project import dbt_project, dbt_vars
 from orchestration.defs.resources import PipelineSettings
 from orchestration.errors import CrmError
@@ -96,6 +98,19 @@ def _table_metadata(con, s: Settings, name: str) -> dict[str, Any]:
             f"order by sent_on desc, campaign_id"
         ).df()
         md["campaigns"] = dg.MetadataValue.md(markdown_table(totals, max_rows=30))
+        # where to stop: the newest campaign with results, over its priority groups
+        groups = con.sql(
+            f"select campaign_id, priority_group, sum(incremental_buyers) as incremental_buyers, "
+            f"sum(incremental_revenue) as incremental_revenue, sum(message_cost) as message_cost "
+            f"from {table} where priority_group is not null "
+            f"and campaign_id = (select max_by(campaign_id, sent_on) from {table}) "
+            f"group by 1, 2 order by 2"
+        ).df()
+        if not groups.empty:
+            png = plot_where_to_stop(groups, str(groups["campaign_id"].iloc[0]))
+            md["where_to_stop"] = dg.MetadataValue.md(
+                f"![where to stop](data:image/png;base64,{base64.b64encode(png).decode()})"
+            )
     elif name == "ingest_reconciliation":
         md["reconciliation"] = dg.MetadataValue.md(
             markdown_table(con.sql(f"select * from {table}").df())

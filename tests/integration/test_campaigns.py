@@ -536,3 +536,10 @@ def test_campaign_results_read_the_published_lists_out(campaign_run) -> None:
             assert (low, high) == pytest.approx(_newcombe(t_buy, t_n, c_buy, c_n), abs=1e-12)
             checked += 1
     assert checked > 0
+    import dagster as dg
+
+    with dg.DagsterInstance.from_config(str(root / "dagster_home")) as instance:
+        event = instance.get_latest_materialization_event(dg.AssetKey("campaign_results"))
+    md = event.asset_materialization.metadata
+    assert "win_back-20240701" in md["campaigns"].value
+    assert md["where_to_stop"].value.startswith("![where to stop](data:image/png;base64,")
