@@ -24,12 +24,12 @@ _GROUPS = ["list_name", "priority_group"]
 
 
 def list_forecasts(
-    instance: dg.DagsterInstance, s: Settings, lists: list[CampaignList], only: str | None = None
+    doc: dict | None, s: Settings, lists: list[CampaignList], only: str | None = None
 ) -> dict[str, dict]:
     """Per list: expected buyers and revenue within its horizon_days, in total and per
-    priority group, with 90% intervals (ml.forecast), from the published model. Empty
-    when the model was skipped."""
-    doc = store.published_model_doc(instance, s.models_dir)
+    priority group, with 90% intervals (ml.forecast), from the published model's
+    params.json (`doc`, see model_store.published_model_doc). Empty when the model was
+    skipped."""
     if doc is None:
         return {}
     model = PurchaseModel.from_dict(doc["purchase_models"][doc["selected"]])
@@ -126,7 +126,8 @@ def _list_asset(cl: CampaignList) -> dg.AssetsDefinition:
     )
     def _asset(context: dg.AssetExecutionContext, crm: PipelineSettings) -> dg.MaterializeResult:
         s = crm.settings()
-        predicted = list_forecasts(context.instance, s, [cl], only=cl.name).get(cl.name)
+        doc = store.published_model_doc(context.instance, s.models_dir)
+        predicted = list_forecasts(doc, s, [cl], only=cl.name).get(cl.name)
         with open_warehouse(s, read_only=True) as con:
             summary = con.execute(
                 "select priority_group, channel, send, control, cost, min_score "
@@ -230,12 +231,13 @@ def build_campaign_assets() -> list[dg.AssetsDefinition]:
                 "`crm run --accept-input-change`"
             )
         lists = current.to_dbt_var()["lists"]
-        predicted = list_forecasts(context.instance, s, list(current.lists))
+        doc = store.published_model_doc(context.instance, s.models_dir)
+        predicted = list_forecasts(doc, s, list(current.lists))
         with exports.export_lock(s.export_dir):
             staged = exports.stage_exports(
                 targets, export_dir=s.export_dir, as_of=s.as_of, run_id=context.run_id,
                 lists=lists, hashed_audience_files=s.export_hashed_audience,
-                forecasts=predicted, model=_model_summary(context.instance, s),
+                forecasts=predicted, model=_model_summary(doc),
             )  # fmt: skip
             try:
                 with open_warehouse(s, read_only=True) as con:
@@ -313,9 +315,8 @@ def build_campaign_assets() -> list[dg.AssetsDefinition]:
     return [*list_assets, campaign_exports]
 
 
-def _model_summary(instance: dg.DagsterInstance, s: Settings) -> dict | None:
+def _model_summary(doc: dict | None) -> dict | None:
     """The selected model and its backtest calibration, for the manifest."""
-    doc = store.published_model_doc(instance, s.models_dir)
     if doc is None:
         return None
     return {
