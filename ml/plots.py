@@ -190,8 +190,8 @@ def plot_where_to_stop(groups: pd.DataFrame, campaign: str) -> bytes:
     ----------
     groups : pandas.DataFrame
         One row per priority group (1 = contacted first): ``priority_group``,
-        ``incremental_buyers``, ``incremental_revenue`` and ``message_cost`` (summed over
-        channels).
+        ``incremental_buyers``, ``incremental_revenue`` and ``cost`` (messages and coupon
+        subsidy; all channels).
     campaign : str
         Title.
 
@@ -203,7 +203,7 @@ def plot_where_to_stop(groups: pd.DataFrame, campaign: str) -> bytes:
     """
     g = groups.sort_values("priority_group")
     cum_buyers = g["incremental_buyers"].fillna(0).cumsum()
-    cost = g["message_cost"].fillna(0).cumsum()
+    cost = g["cost"].fillna(0).cumsum()
     roi = (g["incremental_revenue"].fillna(0).cumsum() - cost) / cost.where(cost > 0)
     fig = Figure(figsize=(7.5, 4.0))
     ax = fig.add_subplot()

@@ -94,8 +94,10 @@ def run(
     no_wait: bool,
 ) -> None:
     """Materialize the whole asset graph (ingest → dbt → model → lists) once."""
-    from orchestration.settings import load_settings
+    from orchestration.settings import load_settings, parse_as_of
 
+    if as_of is not None:
+        parse_as_of(as_of, source="--as-of")  # the message names the flag that was typed
     cwd = Path.cwd()  # a relative path typed on the command line is relative to here
     settings = load_settings(
         as_of=as_of,
@@ -134,10 +136,26 @@ def run(
     help="demo = synthetic shop; cdnow / cdnow-sample = the real CDNOW data shipped in lifetimes.",
 )
 @click.option("--out", type=click.Path(path_type=Path), help="Output folder (CRM_LANDING_DIR).")
+@click.option(
+    "--no-campaign",
+    is_flag=True,
+    help="demo: skip the simulated past campaign (campaign_sends.csv, coupon_events.csv).",
+)
 def demo_data(
-    members: int, seed: int, end: str | None, years: float, source: str, out: Path | None
+    members: int,
+    seed: int,
+    end: str | None,
+    years: float,
+    source: str,
+    out: Path | None,
+    no_campaign: bool,
 ) -> None:
-    """Write a landing folder (orders.csv, members.csv) that follows the data contract."""
+    """Write a landing folder that follows the data contract.
+
+    demo: orders.csv and members.csv of a simulated shop, and a past win-back campaign with a
+    known true uplift (campaign_sends.csv, coupon_events.csv; the truth in
+    .crm-demo-campaign.json). cdnow: orders.csv and members.csv.
+    """
     from orchestration import demo as gen
     from orchestration.settings import load_settings
 
@@ -153,7 +171,13 @@ def demo_data(
     started = time.monotonic()
     if source == "demo":
         summary = gen.generate_demo_data(
-            out_dir, members=members, seed=seed, end=end_date, years=years, progress=click.echo
+            out_dir,
+            members=members,
+            seed=seed,
+            end=end_date,
+            years=years,
+            campaign=not no_campaign,
+            progress=click.echo,
         )
     else:
         summary = gen.write_cdnow(out_dir, sample=source == "cdnow-sample")

@@ -13,6 +13,8 @@ defs = dg.Definitions(
         ingest.raw_orders,
         ingest.raw_members,
         ingest.raw_suppression,
+        ingest.raw_campaign_sends,
+        ingest.raw_coupon_events,
         transform.crm_dbt_models,
         model.clv_model,
         model.customer_scores,

@@ -65,3 +65,17 @@
     {%- for c in score_columns -%}{%- if c in audience -%}{%- set ns.needs = true -%}{%- endif -%}{%- endfor -%}
     {{ return(ns.needs) }}
 {%- endmacro %}
+
+{# The coupon code of a campaign's send to a member: unique, deterministic, so a
+   redemption traces back to the campaign (campaign_targets, int_campaign_contacts). #}
+{% macro coupon_code(campaign_id, member_id) -%}
+    ('C' || upper(substr(md5({{ campaign_id }} || '|' || {{ member_id }}), 1, 15)))
+{%- endmacro %}
+
+{# The campaign period of a send day (the control draw is stable within it): month or
+   ISO week, per the playbook's `period`. #}
+{% macro campaign_period(day) -%}
+    {%- if var('playbook').period == 'week' -%}strftime({{ day }}, '%G-W%V')
+    {%- else -%}strftime({{ day }}, '%Y-%m')
+    {%- endif -%}
+{%- endmacro %}

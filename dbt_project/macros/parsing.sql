@@ -68,3 +68,37 @@
         when {{ col }} in ('refunded', 'refund', 'returned', '已退款') then 'refunded'
     end
 {%- endmacro %}
+
+{% macro normalise_channel(col) -%}
+    {# A message channel as sms / email / push; NULL when the spelling is unknown. #}
+    case
+        when {{ col }} in ('sms', 'text', 'mms', '短信') then 'sms'
+        when {{ col }} in ('email', 'e-mail', 'mail', 'edm', '邮件') then 'email'
+        when {{ col }} in ('push', 'app', 'app_push', 'wechat', 'wechat_mini', '推送') then 'push'
+    end
+{%- endmacro %}
+
+{% macro normalise_send_status(col) -%}
+    {# A send-log status (lower-cased) as sent / delivered / failed / bounced / opened /
+       clicked; missing = sent; NULL when the spelling is unknown (the row is quarantined). #}
+    case
+        when {{ col }} is null then 'sent'
+        when {{ col }} in ('sent', 'send', 'submitted', 'queued', '已发送') then 'sent'
+        when {{ col }} in ('delivered', 'success', 'succeeded', 'ok', 'received', '发送成功', '已送达') then 'delivered'
+        when {{ col }} in ('failed', 'fail', 'error', 'undelivered', 'rejected', 'blocked', '发送失败', '失败') then 'failed'
+        when {{ col }} in ('bounced', 'bounce', 'hard_bounce', 'soft_bounce', '退信') then 'bounced'
+        when {{ col }} in ('opened', 'open', 'read', '已读', '已打开') then 'opened'
+        when {{ col }} in ('clicked', 'click', '已点击') then 'clicked'
+    end
+{%- endmacro %}
+
+{% macro normalise_coupon_event(col) -%}
+    {# A coupon-system event (lower-cased) as issued / redeemed / expired / revoked;
+       NULL when missing or unknown (the row is quarantined). #}
+    case
+        when {{ col }} in ('issued', 'issue', 'granted', 'claimed', 'received', '发放', '领取', '已领取') then 'issued'
+        when {{ col }} in ('redeemed', 'redeem', 'used', 'use', 'consumed', '核销', '已核销', '已使用') then 'redeemed'
+        when {{ col }} in ('expired', 'expire', 'lapsed', '过期', '已过期') then 'expired'
+        when {{ col }} in ('revoked', 'revoke', 'cancelled', 'canceled', 'void', '作废', '已作废') then 'revoked'
+    end
+{%- endmacro %}

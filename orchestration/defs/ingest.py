@@ -108,6 +108,20 @@ DESCRIPTIONS = {
         "in `raw.suppression`: any of member_id, phone, email (+ reason). Matching members are "
         "never in a send file."
     ),
+    "campaign_sends": (
+        "The send log of the SMS/email/push platform (`campaign_sends*.csv|.parquet`, optional) "
+        "in `raw.campaign_sends`: campaign_id, member_id, channel, sent_at (+ status, "
+        "is_control, coupon_code, list_name, priority_group, cost). A landed log replaces the "
+        "published list as the record of its campaign: failed and bounced sends are not "
+        "contacts (campaign results, cool-downs, contact caps)."
+    ),
+    "coupon_events": (
+        "Events of the coupon system (`coupon_events*.csv|.parquet`, optional) in "
+        "`raw.coupon_events`: coupon_code, member_id, event (issued / redeemed / expired / "
+        "revoked), event_at (+ campaign_id, channel_code, order_id, face_value, threshold). "
+        "Campaign results count coupons issued, redeemed and the subsidy from them; the "
+        "coupon caps read which coupons a member holds."
+    ),
 }
 
 
@@ -124,6 +138,7 @@ def _ingest_asset(entity: landing.Entity) -> dg.AssetsDefinition:
     return _asset
 
 
-raw_orders, raw_members, raw_suppression = (
-    _ingest_asset(landing.ENTITIES[name]) for name in ("orders", "members", "suppression")
+raw_orders, raw_members, raw_suppression, raw_campaign_sends, raw_coupon_events = (
+    _ingest_asset(landing.ENTITIES[name])
+    for name in ("orders", "members", "suppression", "campaign_sends", "coupon_events")
 )

@@ -20,6 +20,7 @@ from ml.plots import plot_where_to_stop
 from orchestration.defs.project import dbt_project, dbt_vars
 from orchestration.defs.resources import PipelineSettings
 from orchestration.errors import CrmError
+from orchestration.lib.summary import campaign_summaries
 from orchestration.lib.warehouse import counts, markdown_table, open_warehouse
 from orchestration.settings import Settings
 
@@ -60,7 +61,7 @@ def _table_metadata(con, s: Settings, name: str) -> dict[str, Any]:
         md["stage_counts"] = dg.MetadataValue.json(counts(con, table, "lifecycle_stage"))
         cycle = con.sql("select * from intermediate.int_purchase_cycle_derived").df()
         md["purchase_cycle"] = dg.MetadataValue.md(markdown_table(cycle))
-    elif name in {"orders_quarantine", "members_quarantine"}:
+    elif name in {"orders_quarantine", "members_quarantine", "campaign_feedback_quarantine"}:
         reasons = con.sql(
             f"select regexp_replace(reason, ':.*$', '') as reason, count(*) as n from {table} "
             "group by 1 order by 2 desc"
@@ -98,13 +99,14 @@ def _table_metadata(con, s: Settings, name: str) -> dict[str, Any]:
             f"order by sent_on desc, campaign_id"
         ).df()
         md["campaigns"] = dg.MetadataValue.md(markdown_table(totals, max_rows=30))
+        md["summary"] = dg.MetadataValue.md(campaign_summaries(con, table))
         # where to stop: the newest campaign with results, over its priority groups
         groups = con.sql(
-            f"select campaign_id, priority_group, sum(incremental_buyers) as incremental_buyers, "
-            f"sum(incremental_revenue) as incremental_revenue, sum(message_cost) as message_cost "
-            f"from {table} where priority_group is not null "
+            f"select campaign_id, priority_group, incremental_buyers, incremental_revenue, "
+            f"message_cost + coalesce(subsidy, 0) as cost "
+            f"from {table} where priority_group is not null and channel is null "
             f"and campaign_id = (select max_by(campaign_id, sent_on) from {table}) "
-            f"group by 1, 2 order by 2"
+            f"order by 2"
         ).df()
         if not groups.empty:
             png = plot_where_to_stop(groups, str(groups["campaign_id"].iloc[0]))

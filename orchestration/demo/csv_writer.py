@@ -1,9 +1,10 @@
 """Landing files as CSV: Arrow columns in the contract's text form, streamed to disk.
 
-Both demo sources build ``pyarrow`` tables whose columns already hold the final text
-(ids, decimals with two places, empty for null) and stream them block by block into
-``orders.csv`` / ``members.csv`` through :func:`orchestration.lib.files.atomic_writer`, so
-a reader never sees half a file.
+The demo sources build ``pyarrow`` tables whose columns already hold the final text
+(ids, decimals with two places, timestamps as ``YYYY-MM-DD HH:MM:SS``, ``true``/``false``,
+empty for null) and stream them block by block into ``orders.csv`` / ``members.csv`` (and
+the simulated campaign's ``campaign_sends.csv`` / ``coupon_events.csv``) through
+:func:`orchestration.lib.files.atomic_writer`, so a reader never sees half a file.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -23,9 +25,36 @@ from numpy.typing import NDArray
 from orchestration.lib.files import atomic_writer
 from orchestration.lib.landing import MEMBERS, ORDERS
 
+if TYPE_CHECKING:
+    from orchestration.demo.campaign import CampaignTruth
+
 # The files follow the landing contract exactly: the same columns, in contract order.
 ORDERS_COLUMNS: tuple[str, ...] = ORDERS.columns
 MEMBERS_COLUMNS: tuple[str, ...] = MEMBERS.columns
+# The campaign feedback files (send log, coupon events): required columns, then optional.
+CAMPAIGN_SENDS_COLUMNS: tuple[str, ...] = (
+    "campaign_id",
+    "member_id",
+    "channel",
+    "sent_at",
+    "status",
+    "is_control",
+    "coupon_code",
+    "list_name",
+    "priority_group",
+    "cost",
+)
+COUPON_EVENTS_COLUMNS: tuple[str, ...] = (
+    "coupon_code",
+    "member_id",
+    "event",
+    "event_at",
+    "campaign_id",
+    "channel_code",
+    "order_id",
+    "face_value",
+    "threshold",
+)
 
 _WRITE_OPTIONS = pacsv.WriteOptions(include_header=False, quoting_style="none", delimiter=",")
 
@@ -45,7 +74,10 @@ class DemoDataSummary:
     first_order, last_order : date or None
         Calendar dates of the earliest and latest order (``None`` without orders).
     files : list of Path
-        The files written (orders first, then members).
+        The files written: orders, members, then (with a simulated campaign)
+        ``campaign_sends.csv`` and ``coupon_events.csv``.
+    campaign : CampaignTruth or None
+        The simulated past campaign's truth (``None`` without a campaign).
     """
 
     out_dir: Path
@@ -54,6 +86,7 @@ class DemoDataSummary:
     first_order: date | None
     last_order: date | None
     files: list[Path]
+    campaign: CampaignTruth | None = None
 
 
 def landing_files(out_dir: Path) -> tuple[Path, Path]:

@@ -16,6 +16,10 @@ Orders are generated in member chunks (``CHUNK_MEMBERS``), each with its own ran
 derived from ``(seed, chunk index)``. Members are streamed to disk chunk by chunk; orders are
 kept in compact numeric form (about 30 bytes per order), sorted globally by time, given
 sequential order ids and streamed to CSV in row blocks.
+
+Before sorting, :mod:`orchestration.demo.campaign` (with its own random stream) adds a past
+win-back campaign with a known uplift: it redraws its members' orders in the campaign's
+results window and writes the send log and the coupon events beside the orders.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -50,6 +55,9 @@ from orchestration.demo.members import (
     members_table,
 )
 from orchestration.demo.seasons import Calendar, registration_days, seconds_of_day, weights
+
+if TYPE_CHECKING:
+    from orchestration.demo.campaign import PastCampaign
 
 CHUNK_MEMBERS = 200_000
 """Members per generation chunk; each chunk has its own deterministic random stream."""
@@ -106,6 +114,10 @@ COUPONS: tuple[tuple[str, int, int], ...] = (
 _C_NEW, _C_D11, _C_CNY, _C_618, _C_VIP = range(5)
 COUPON_TAKE_RATES: tuple[float, ...] = (0.30, 0.40, 0.30, 0.30, 0.03)
 
+CAMPAIGN_COUPON = -2
+"""``coupon`` of an order paid with the member's own campaign coupon (-1: no coupon, 0..4:
+an index into ``COUPONS``); the code is the campaign's (:mod:`orchestration.demo.campaign`)."""
+
 STATUSES = ("paid", "cancelled", "refunded")
 _PAID, _CANCELLED, _REFUNDED = 0, 1, 2
 
@@ -140,15 +152,17 @@ def generate_demo_data(
     seed: int = 42,
     end: date | None = None,
     years: float = 2.0,
+    campaign: bool = True,
     progress: Callable[[str], None] | None = None,
 ) -> DemoDataSummary:
-    """Simulate members and orders of a Chinese omni-channel retailer.
+    """Simulate members and orders of a Chinese omni-channel retailer, and a past campaign.
 
     Parameters
     ----------
     out_dir : Path
-        Output directory; created if missing. ``orders.csv`` and ``members.csv`` in it are
-        replaced atomically (written under a temporary name, then ``os.replace``).
+        Output directory; created if missing. ``orders.csv`` and ``members.csv`` (and
+        ``campaign_sends.csv``, ``coupon_events.csv``) in it are replaced atomically
+        (written under a temporary name, then ``os.replace``).
     members : int, default 20_000
         Number of members to simulate (about 85 % of them become buyers).
     seed : int, default 42
@@ -157,13 +171,20 @@ def generate_demo_data(
         Last possible order date. Defaults to yesterday in CRM_TIMEZONE.
     years : float, default 2.0
         Length of the window (members register and order in ``(end - years, end]``).
+    campaign : bool, default True
+        Also simulate a past win-back campaign with a known true uplift per priority group
+        (:mod:`orchestration.demo.campaign`): its members' orders in the campaign's results
+        window are redrawn, ``campaign_sends.csv`` and ``coupon_events.csv`` are written
+        (header only when nobody qualifies) and the truth goes to
+        ``.crm-demo-campaign.json``. Without it, the files of an earlier demo campaign in
+        ``out_dir`` are removed, and the orders are exactly the shop's.
     progress : callable, optional
         Called with short human-readable progress messages.
 
     Returns
     -------
     DemoDataSummary
-        Row counts, order date range and written files.
+        Row counts, order date range, written files and the campaign's truth.
 
     Notes
     -----
@@ -175,10 +196,14 @@ def generate_demo_data(
         raise ValueError("members must be >= 0")
     if not years > 0:
         raise ValueError("years must be > 0")
+    from orchestration.demo import campaign as past  # builds on this module's order columns
+
     say = progress or (lambda _msg: None)
     cal = Calendar.build(end or default_end_date(), years)
     out_dir = Path(out_dir)
     orders_path, members_path = landing_files(out_dir)
+    # send channel per member (consent and contact details), for the campaign's audience
+    channels = np.full(members if campaign else 0, -1, dtype=np.int8)
 
     global_rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(1)[0])
     reg_day = registration_days(global_rng, members, cal)
@@ -199,18 +224,35 @@ def generate_demo_data(
                 rng, cal, np.arange(lo, hi, dtype=np.int64), reg_day[lo:hi], ids
             )
             write_members(members_table(mem, cal, id_width))
+            if campaign:
+                channels[lo:hi] = past.contact_channels(mem)
             parts.append(_simulate_orders(rng, cal, mem))
             n_chunk_orders = len(parts[-1]["day"])
             say(f"chunk {ci + 1}/{n_chunks}: members {lo:,}-{hi:,}, {n_chunk_orders:,} orders")
         orders = _concat(parts)
         del parts
+        sim = None
+        if campaign:
+            rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(2,)))
+            sim = past.simulate_past_campaign(rng, cal, orders, channels, id_width=id_width)
+            del channels
+            t = sim.truth
+            say(
+                f"past campaign {t.campaign_id}: {sum(t.treated):,} sent, "
+                f"{sum(t.control):,} held out"
+            )
         n_orders = len(orders["day"])
         say(f"sorting {n_orders:,} orders")
         orders = _sort_orders(orders)
         say(f"writing {orders_path}")
         with csv_writer(orders_path, ORDERS_COLUMNS) as write_orders:
-            for table in _orders_tables(orders, cal, id_width):
+            for table in _orders_tables(orders, cal, id_width, sim):
                 write_orders(table)
+    files = [orders_path, members_path]
+    if sim is not None:
+        files += past.write_campaign_files(out_dir, sim, orders, cal, id_width)
+    else:
+        past.remove_campaign_files(out_dir)
 
     first = last = None
     if n_orders:
@@ -218,7 +260,8 @@ def generate_demo_data(
     say(f"done: {members:,} members, {n_orders:,} orders")
     # marks the folder as generated demo data: `make demo` may regenerate it (a new day)
     (out_dir / DEMO_MARKER).write_text(f"demo data up to {cal.end}\n", encoding="utf-8")
-    return DemoDataSummary(out_dir, members, n_orders, first, last, [orders_path, members_path])
+    truth = sim.truth if sim is not None else None
+    return DemoDataSummary(out_dir, members, n_orders, first, last, files, truth)
 
 
 # --------------------------------------------------------------------------------------------
@@ -387,15 +430,32 @@ def _sort_orders(orders: dict[str, NDArray]) -> dict[str, NDArray]:
     return orders
 
 
-def _orders_tables(orders: dict[str, NDArray], cal: Calendar, id_width: int) -> Iterable[pa.Table]:
+def order_id_width(n_orders: int) -> int:
+    """Digits of the order ids (``O`` + zero-padded row number) in a file of ``n_orders``."""
+    return max(9, len(str(n_orders)))
+
+
+def _orders_tables(
+    orders: dict[str, NDArray],
+    cal: Calendar,
+    id_width: int,
+    campaign: PastCampaign | None = None,
+) -> Iterable[pa.Table]:
+    """Blocks of ``orders.csv`` rows (campaign-coupon orders carry the member's own code)."""
     n = len(orders["day"])
-    oid_width = max(9, len(str(n)))
+    oid_width = order_id_width(n)
     start_s = np.datetime64(cal.start, "s").astype(np.int64)
     for lo in range(0, n, WRITE_BLOCK_ROWS):
         hi = min(n, lo + WRITE_BLOCK_ROWS)
         sl = slice(lo, hi)
         ts = start_s + orders["day"][sl].astype(np.int64) * 86_400 + orders["sec"][sl]
         store = orders["store"][sl]
+        coupon = orders["coupon"][sl]
+        coupon_code = lookup([c[0] for c in COUPONS], coupon)
+        own = coupon == CAMPAIGN_COUPON
+        if campaign is not None and own.any():
+            codes = campaign.codes_of(orders["member"][sl][own])
+            coupon_code = pc.replace_with_mask(coupon_code, pa.array(own), codes)
         yield pa.table(
             {
                 "order_id": padded("O", np.arange(lo + 1, hi + 1), oid_width),
@@ -409,6 +469,6 @@ def _orders_tables(orders: dict[str, NDArray], cal: Calendar, id_width: int) -> 
                     padded("S", store.astype(np.int64) + 1, 3),
                     pa.nulls(hi - lo, pa.string()),
                 ),
-                "coupon_code": lookup([c[0] for c in COUPONS], orders["coupon"][sl]),
+                "coupon_code": coupon_code,
             }
         )

@@ -64,7 +64,21 @@ SUPPRESSION = Entity(
     file_required=False,
     any_of=("member_id", "phone", "email"),
 )
-ENTITIES = {e.name: e for e in (ORDERS, MEMBERS, SUPPRESSION)}
+# Feedback from the campaign systems (optional): the send platform's log and the coupon
+# system's events. They close the loop: campaign_results reads them (docs/data-contract.md).
+CAMPAIGN_SENDS = Entity(
+    name="campaign_sends",
+    required=("campaign_id", "member_id", "channel", "sent_at"),
+    optional=("status", "is_control", "coupon_code", "list_name", "priority_group", "cost"),
+    file_required=False,
+)
+COUPON_EVENTS = Entity(
+    name="coupon_events",
+    required=("coupon_code", "member_id", "event", "event_at"),
+    optional=("campaign_id", "channel_code", "order_id", "face_value", "threshold"),
+    file_required=False,
+)
+ENTITIES = {e.name: e for e in (ORDERS, MEMBERS, SUPPRESSION, CAMPAIGN_SENDS, COUPON_EVENTS)}
 SUFFIXES = (".csv", ".txt", ".parquet")
 
 

@@ -172,6 +172,19 @@ class ContactCap(_Model):
     days: int = Field(30, strict=True, ge=1)
 
 
+class CouponRules(_Model):
+    """The anti-harassment rules for CRM coupons (the source material's 防骚扰机制): a
+    member holds at most `max_unredeemed` open coupons, gets the same list's coupon at
+    most once in `same_offer_days`, and not again within `after_redemption_days` of
+    redeeming it. 0 turns a rule off."""
+
+    max_unredeemed: int = Field(0, strict=True, ge=0)
+    same_offer_days: int = Field(0, strict=True, ge=0)
+    after_redemption_days: int = Field(0, strict=True, ge=0)
+    #: validity of a coupon the coupon system issued that no list of ours describes
+    default_validity_days: int = Field(30, strict=True, ge=1)
+
+
 class Defaults(_Model):
     @model_validator(mode="before")
     @classmethod
@@ -186,6 +199,7 @@ class Defaults(_Model):
     period: Literal["month", "week"] = "month"
     cooldown_days: int = Field(0, strict=True, ge=0)
     contact_cap: ContactCap = ContactCap()
+    coupon_rules: CouponRules = CouponRules()
     cost_per_contact: dict[Channel, float] = {}
     push_channels: tuple[str, ...] = ()
 
@@ -230,6 +244,7 @@ class Playbook(_Model):
     period = property(lambda self: self.defaults.period)
     cooldown_days = property(lambda self: self.defaults.cooldown_days)
     contact_cap = property(lambda self: self.defaults.contact_cap.model_dump())
+    coupon_rules = property(lambda self: self.defaults.coupon_rules.model_dump())
     push_channels = property(lambda self: tuple(self.defaults.push_channels))
 
     @property
@@ -243,6 +258,7 @@ class Playbook(_Model):
             "period": self.period,
             "cooldown_days": self.cooldown_days,
             "contact_cap": self.contact_cap,
+            "coupon_rules": self.coupon_rules,
             "cost_per_contact": self.cost_per_contact,
             "push_channels": list(self.push_channels),
             "lists": [

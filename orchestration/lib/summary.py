@@ -22,7 +22,8 @@ def build_summary(s: Settings, notes: list[str] | None = None) -> str:
         if table_exists(con, "marts.ingest_reconciliation"):
             for src, landed, staged, quarantined, dups, merged in con.execute(
                 "select source, rows_landed, rows_staged, rows_quarantined, "
-                "exact_duplicates_removed, rows_merged from marts.ingest_reconciliation order by 1"
+                "exact_duplicates_removed, rows_merged from marts.ingest_reconciliation "
+                "where rows_landed > 0 or source in ('orders', 'members') order by 1"
             ).fetchall():
                 lines.append(
                     f"  {src:<8} {landed:>10,} rows landed: {staged:,} staged, "
@@ -104,12 +105,89 @@ def build_summary(s: Settings, notes: list[str] | None = None) -> str:
                 )
                 state = "final" if closed else "provisional"
                 lines.append(f"    {cid:<28} {readout} [{state}]")
+            # the newest closed campaign by priority group: where to stop next time
+            groups = con.execute(
+                "select campaign_id, priority_group, treated, control, uplift, uplift_ci_low, "
+                "uplift_ci_high, roi from marts.campaign_results where channel is null "
+                "and priority_group is not null and campaign_id = (select max_by(campaign_id, "
+                "sent_on) from marts.campaign_results where window_closed) order by 2"
+            ).fetchall()
+            if groups:
+                lines.append(f"    {groups[0][0]} by priority group (uplift pts, 95%, ROI):")
+            for _, pg, treated, control, up, lo, hi, roi in groups:
+                lines.append(
+                    f"      group {pg:<3} {treated:>6,} / {control:<6,} {_pts(up)} "
+                    f"({_pts(lo)} .. {_pts(hi)}), ROI {_num(roi, ',.1f')}"
+                )
     lines += [f"  {note}" for note in notes or []]
     lines.append(f"  warehouse: {s.warehouse}")
     latest = s.export_dir / "latest"
     lines.append(f"  exports:   {latest if latest.exists() else s.export_dir}")
     lines.append(f"  models:    {s.models_dir}")
     return "\n".join(lines)
+
+
+def _pts(v: float | None) -> str:
+    return "n/a" if v is None else f"{100 * v:+.1f}"
+
+
+def _pct(v: float | None) -> str:
+    return "n/a" if v is None else f"{100 * v:.1f}%"
+
+
+def _num(v: float | None, fmt: str = ",.0f") -> str:
+    return "n/a" if v is None else format(v, fmt)
+
+
+def campaign_summaries(con, table: str = "marts.campaign_results", limit: int = 10) -> str:
+    """A Markdown readout per campaign (newest first): totals, then one line per
+    priority group over all channels. Aggregates only, never a member."""
+    cur = con.execute(
+        f"select * from {table} where channel is null order by sent_on desc, campaign_id, "
+        "priority_group nulls first"
+    )
+    names = [d[0] for d in cur.description]
+    rows = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+    campaigns = list(dict.fromkeys(r["campaign_id"] for r in rows))[:limit]
+    if not campaigns:
+        return "no campaign to read out yet"
+    out: list[str] = []
+    for cid in campaigns:
+        mine = [r for r in rows if r["campaign_id"] == cid]
+        t = next(r for r in mine if r["priority_group"] is None)
+        state = "closed" if t["window_closed"] else "provisional: the window is still open"
+        out += [
+            f"### {cid}",
+            f"{t['list_name']}, sent {t['sent_on']}, {t['window_days']}-day window ({state}).",
+            "",
+            f"- **{t['treated']:,} reached** ({t['not_delivered']:,} not delivered), "
+            f"{t['control']:,} held out",
+            f"- bought: {_pct(t['treated_rate'])} vs {_pct(t['control_rate'])} held out: "
+            f"**uplift {_pts(t['uplift'])} pts** (95% {_pts(t['uplift_ci_low'])} .. "
+            f"{_pts(t['uplift_ci_high'])}, {t['ci_method']}); this control size detects "
+            f"{_pts(t['min_detectable_uplift'])} pts",
+            f"- incremental: {_num(t['incremental_buyers'], ',.1f')} buyers, "
+            f"¥{_num(t['incremental_revenue'])} revenue",
+            f"- coupons: {t['coupons_issued']:,} issued, {t['coupons_redeemed']:,} redeemed "
+            f"({_pct(t['redemption_rate'])}), subsidy ¥{_num(t['subsidy'])}; messages "
+            f"¥{_num(t['message_cost'], ',.2f')}; **ROI {_num(t['roi'], ',.2f')}**",
+            f"- silent/churned recalled: {_pct(t['recall_rate'])}; opened or clicked: "
+            f"{_pct(t['reach_rate'])}",
+            "",
+            "| group | reached | held out | uplift pts | 95% interval | incremental buyers | ROI |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for r in mine:
+            if r["priority_group"] is None:
+                continue
+            out.append(
+                f"| {r['priority_group']} | {r['treated']:,} | {r['control']:,} | "
+                f"{_pts(r['uplift'])} | {_pts(r['uplift_ci_low'])} .. "
+                f"{_pts(r['uplift_ci_high'])} | {_num(r['incremental_buyers'], ',.1f')} | "
+                f"{_num(r['roi'], ',.2f')} |"
+            )
+        out.append("")
+    return "\n".join(out)
 
 
 def kept_summary(s: Settings) -> str:

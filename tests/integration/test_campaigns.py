@@ -12,6 +12,12 @@ As of 2024-06-30 (campaign month July). Hand-made members, all silent repeat buy
                in another case or with invisible characters, mailto: and upper-case
                emails)                              -> all suppressed
   F_*          names / ids / emails that are spreadsheet formulas -> sent, neutralised
+  K_*          coupon holders (coupon_events_hand.csv) against the playbook's coupon
+               rules: K_HOLDS2 holds two open coupons, K_REDEEMED redeemed a win_back
+               coupon on 05-10, K_SAMEOFFER got one on 06-15 -> not on win_back;
+               K_HOLDS1 holds one                   -> on win_back
+The next day (2024-07-01) a send log lands for win_back: H_TWO's SMS bounced, H_EMAILONLY's
+email was delivered -> only H_EMAILONLY is in the cool-down.
 """
 
 from __future__ import annotations
@@ -94,6 +100,21 @@ def _suppressed_members() -> dict[str, tuple[str, str, str, str]]:
     return out
 
 
+COUPON_HOLDERS = {
+    # member_id: coupon events (code, event, at, campaign_id)
+    "K_HOLDS2": [("KA1", "issued", "2024-06-20 10:00", ""), ("KA2", "issued", "2024-06-25", "")],
+    "K_REDEEMED": [
+        ("KR1", "issued", "2024-05-01 10:00", "win_back-20240501"),
+        ("KR1", "redeemed", "2024-05-10 12:00", "win_back-20240501"),
+    ],
+    "K_SAMEOFFER": [
+        ("KS1", "issued", "2024-06-15 10:00", "win_back-20240615"),
+        ("KS1", "expired", "2024-06-29 23:59", "win_back-20240615"),
+    ],
+    "K_HOLDS1": [("KH1", "issued", "2024-06-20 10:00", "")],
+}
+
+
 def _add_hand_made(landing: Path) -> None:
     with (landing / "members.csv").open("a", encoding="utf-8", newline="") as fh:
         w = csv.writer(fh)
@@ -119,7 +140,15 @@ def _add_hand_made(landing: Path) -> None:
         for mid, (name, phone, email) in FORMULAS.items():
             w.writerow([mid, "2023-06-01", name, "F", "1980-01-01", "上海", phone, email,
                         "tmall", "20.00", "true"])  # fmt: skip
-    buyers = [*HAND, *_suppressed_members(), *FORMULAS]
+        for i, mid in enumerate(COUPON_HOLDERS):
+            w.writerow([mid, "2023-06-01", "测试", "F", "1980-01-01", "上海",
+                        f"1396666000{i}", "", "tmall", "20.00", "true"])  # fmt: skip
+    with (landing / "coupon_events_hand.csv").open("w", encoding="utf-8", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["coupon_code", "member_id", "event", "event_at", "campaign_id"])
+        for mid, events in COUPON_HOLDERS.items():
+            w.writerows([code, mid, event, at, campaign] for code, event, at, campaign in events)
+    buyers = [*HAND, *_suppressed_members(), *FORMULAS, *COUPON_HOLDERS]
     with (landing / "orders.csv").open("a", encoding="utf-8", newline="") as fh:
         w = csv.writer(fh)
         for i, mid in enumerate(buyers):
@@ -149,6 +178,13 @@ def campaign_run(tmp_path_factory: pytest.TempPathFactory):
         second = run_pipeline()  # same inputs, same as-of
         # keep that day's warehouse for the tests, then run the next day
         shutil.copyfile(root / "warehouse.duckdb", root / "day1.duckdb")
+        # the platform's log of that list: H_TWO's SMS bounced, H_EMAILONLY's email arrived
+        (root / "landing" / "campaign_sends_day1.csv").write_text(
+            "campaign_id,member_id,channel,sent_at,status\n"
+            "win_back-20240701,H_TWO,短信,2024-07-01 09:00:00,bounced\n"
+            "win_back-20240701,H_EMAILONLY,email,2024-07-01 09:00:00,delivered\n",
+            encoding="utf-8",
+        )
         mp.setenv("CRM_AS_OF", "2024-07-01")
         third = run_pipeline()
     assert third.success, third.failure
@@ -156,7 +192,9 @@ def campaign_run(tmp_path_factory: pytest.TempPathFactory):
         next_day = dict(
             day2.execute(
                 "select member_id || '/' || list_name, reason from marts.campaign_exclusions "
-                "where member_id in ('H_TWO', 'H_EMAILONLY') and list_name = 'win_back'"
+                "where member_id in ('H_TWO', 'H_EMAILONLY') and list_name = 'win_back' "
+                "union all select member_id || '/' || list_name, 'listed' "
+                "from marts.campaign_targets where member_id in ('H_TWO', 'H_EMAILONLY')"
             ).fetchall()
         )
     con = duckdb.connect(str(root / "day1.duckdb"), read_only=True)
@@ -262,12 +300,46 @@ def test_same_inputs_give_byte_identical_exports(campaign_run) -> None:
 
 
 def test_next_day_respects_the_cool_down(campaign_run) -> None:
-    *_, next_day = campaign_run
-    # both were sent on 2024-06-30; the playbook's cool-down is 7 days
+    _, con, *_, next_day = campaign_run
+    # both were on the list of 2024-06-30 (sent 07-01) and not in its control group; the
+    # platform's log says H_TWO's SMS bounced: not a contact, so no cool-down for H_TWO
+    sent = con.execute(
+        "select count(*) from marts.campaign_targets where not is_control "
+        "and member_id in ('H_TWO', 'H_EMAILONLY')"
+    ).fetchall()[0][0]
+    assert sent == 2
     assert next_day == {
-        "H_TWO/win_back": "on a list on 2024-06-30 (cool-down 7 days)",
-        "H_EMAILONLY/win_back": "on a list on 2024-06-30 (cool-down 7 days)",
+        "H_TWO/win_back": "listed",
+        "H_EMAILONLY/win_back": "contacted on 2024-07-01 (cool-down 7 days)",
     }
+
+
+def test_coupon_rules_keep_coupons_from_piling_up(campaign_run) -> None:
+    _, con, *_ = campaign_run
+    reasons = dict(
+        con.execute(
+            "select member_id, reason from marts.campaign_exclusions "
+            "where list_name = 'win_back' and member_id like 'K\\_%' escape '\\'"
+        ).fetchall()
+    )
+    assert reasons == {
+        "K_HOLDS2": "coupon rule: holds 2 open coupons (at most 2)",
+        "K_REDEEMED": "coupon rule: redeemed this list's coupon on 2024-05-10 "
+        "(no repeat for 60 days)",
+        "K_SAMEOFFER": "coupon rule: got this list's coupon on 2024-06-15 (once in 30 days)",
+    }
+    listed = con.execute(
+        "select list_name from marts.campaign_targets where member_id = 'K_HOLDS1'"
+    ).fetchall()
+    assert listed == [("win_back",)]
+    # the rules hold for every coupon list: nobody is sent a coupon while holding two
+    held = con.execute(
+        "select count(*) from marts.campaign_targets t "
+        "join (select member_id, count(*) as n from intermediate.int_member_coupons "
+        "      where is_open group by 1) c using (member_id) "
+        "where t.offer_type = 'coupon' and not t.is_control and c.n >= 2"
+    ).fetchall()[0][0]
+    assert held == 0
 
 
 def test_every_identifier_form_pair_is_suppressed(campaign_run) -> None:
@@ -509,28 +581,38 @@ def _newcombe(t_buy: int, t_n: int, c_buy: int, c_n: int) -> tuple[float, float]
 
 
 def test_campaign_results_read_the_published_lists_out(campaign_run) -> None:
-    """The next day reads yesterday's campaigns out of the contact history: every list
-    with its treated and control members as published, groups adding up to the total,
-    and the interval the named method gives."""
+    """The next day reads yesterday's campaigns out: every list with its treated and
+    control members as published, except win_back, whose landed send log names two sends
+    (one bounced: not a treated member) and no control rows (ours stay the control);
+    groups adding up to the total, and the interval the named method gives."""
     root, day1, _, _, _ = campaign_run
     published = dict(
         day1.execute(
             "select list_name || '-20240701', count(*) from marts.campaign_targets group by 1"
         ).fetchall()
     )
+    win_back_control = day1.execute(
+        "select count(*) from marts.campaign_targets where list_name = 'win_back' and is_control"
+    ).fetchall()[0][0]
     with duckdb.connect(str(root / "warehouse.duckdb"), read_only=True) as day2:
         rows = day2.execute(
             "select campaign_id, priority_group, channel, treated, control, treated_buyers, "
-            "control_buyers, uplift_ci_low, uplift_ci_high, window_closed, ci_method "
-            "from marts.campaign_results"
+            "control_buyers, uplift_ci_low, uplift_ci_high, window_closed, ci_method, "
+            "not_delivered from marts.campaign_results where sent_on = '2024-07-01'"
         ).fetchall()
-    totals = {r[0]: r[3] + r[4] for r in rows if r[1] is None and r[2] is None}
-    assert totals == published
+    totals = {r[0]: (r[3], r[4], r[11]) for r in rows if r[1] is None and r[2] is None}
+    assert totals.pop("win_back-20240701") == (1, win_back_control, 1)
+    assert {cid: t + c for cid, (t, c, _) in totals.items()} == {
+        cid: n for cid, n in published.items() if cid != "win_back-20240701"
+    }
     for cid in totals:
-        groups = [r for r in rows if r[0] == cid and r[1] is not None]
-        assert sum(r[3] + r[4] for r in groups) == totals[cid]
+        mine = [r for r in rows if r[0] == cid and r[1] is not None]
+        by_channel = [r for r in mine if r[2] is not None]
+        by_group = [r for r in mine if r[2] is None]
+        for groups in (by_channel, by_group):
+            assert sum(r[3] + r[4] for r in groups) == sum(totals[cid][:2])
     checked = 0
-    for _, _, _, t_n, c_n, t_buy, c_buy, low, high, closed, method in rows:
+    for _, _, _, t_n, c_n, t_buy, c_buy, low, high, closed, method, _ in rows:
         assert not closed and method.startswith("Newcombe")  # the window has just opened
         if t_n and c_n:
             assert (low, high) == pytest.approx(_newcombe(t_buy, t_n, c_buy, c_n), abs=1e-12)
@@ -542,4 +624,6 @@ def test_campaign_results_read_the_published_lists_out(campaign_run) -> None:
         event = instance.get_latest_materialization_event(dg.AssetKey("campaign_results"))
     md = event.asset_materialization.metadata
     assert "win_back-20240701" in md["campaigns"].value
+    assert "### win_back-20240701" in md["summary"].value
+    assert "H_TWO" not in md["summary"].value
     assert md["where_to_stop"].value.startswith("![where to stop](data:image/png;base64,")

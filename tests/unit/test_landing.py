@@ -229,3 +229,31 @@ def test_old_mac_line_endings_load(tmp_path: Path) -> None:
     (tmp_path / "orders.csv").write_bytes((HEADER + _rows(1, 4)).replace("\n", "\r").encode())
     _, report = _load(tmp_path)
     assert report.rows == 3
+
+
+def test_send_log_and_coupon_events_land_like_the_other_entities(tmp_path: Path) -> None:
+    """The campaign systems' files: optional, any encoding, every row kept with its place."""
+    (tmp_path / "orders.csv").write_text(HEADER + "A,M1,2024-01-01,10,paid\n")
+    (tmp_path / "campaign_sends_sms.csv").write_bytes(
+        "campaign_id,member_id,channel,sent_at,status,备注\n"
+        "win_back-20240701,M1,短信,2024-07-01 10:00,发送成功,x\n"
+        "win_back-20240701,M2,短信,2024-07-01 10:00,发送失败,y\n".encode("gbk")
+    )
+    con, report = _load(tmp_path, landing.CAMPAIGN_SENDS)
+    assert report.encodings == {"campaign_sends_sms.csv": "gb18030"}
+    assert con.sql(
+        "select member_id, channel, status, _source_row from raw.campaign_sends order by 4"
+    ).fetchall() == [("M1", "短信", "发送成功", 1), ("M2", "短信", "发送失败", 2)]
+    assert any("ignored extra columns" in n for n in report.notes)
+    # optional: without a file the table is there, empty
+    _, events = _load(tmp_path, landing.COUPON_EVENTS, con)
+    assert events.rows == 0
+    assert con.sql("select count(*) from raw.coupon_events").fetchall() == [(0,)]
+
+
+def test_coupon_events_without_event_column_name_file_and_column(tmp_path: Path) -> None:
+    (tmp_path / "coupon_events.csv").write_text(
+        "coupon_code,member_id,event_at\nC1,M1,2024-07-02\n"
+    )
+    with pytest.raises(CrmError, match=r"coupon_events\.csv.*event"):
+        _load(tmp_path, landing.COUPON_EVENTS)

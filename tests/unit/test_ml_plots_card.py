@@ -99,7 +99,7 @@ def test_where_to_stop_plot() -> None:
 
     groups = pd.DataFrame(
         {"priority_group": [2, 1, 3], "incremental_buyers": [5.0, 12.0, -1.0],
-         "incremental_revenue": [900.0, 2400.0, -100.0], "message_cost": [10.0, 10.0, 10.0]}
+         "incremental_revenue": [900.0, 2400.0, -100.0], "cost": [10.0, 10.0, 10.0]}
     )  # fmt: skip
     png = plot_where_to_stop(groups, "win_back-20240701")
     assert png.startswith(PNG_MAGIC) and len(png) > 5_000

@@ -111,3 +111,15 @@ def test_score_horizons_from_a_comma_list(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setenv("CRM_SCORE_HORIZONS", "two weeks")
     with pytest.raises(CrmError, match="CRM_SCORE_HORIZONS='two weeks' give whole days"):
         load_settings()
+
+
+def test_a_bad_as_of_flag_is_named_as_typed(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from orchestration.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["run", "--as-of", "30/06/2024"])
+    assert result.exit_code != 0
+    assert "--as-of='30/06/2024' is not a date; use YYYY-MM-DD" in result.output
+    assert not (tmp_path / "data").exists()  # refused before anything was set up

@@ -29,6 +29,7 @@ final as (
         case
             when a.list_block_reason is not null then a.list_block_reason
             when a.contact_block_reason is not null then a.contact_block_reason
+            when a.offer_block_reason is not null then a.offer_block_reason
             when a.channel is null then 'no contact detail for the list''s channels'
             when s.assigned_list != a.list_name
                 then 'assigned to higher-priority list ' || s.assigned_list

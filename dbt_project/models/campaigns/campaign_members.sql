@@ -68,16 +68,19 @@ push_reachable as (
 
 history as (
 
-    -- messages of earlier days only, so re-running a day reproduces its lists
+    -- contacts of campaigns sent up to the as-of date (int_campaign_contacts: the send
+    -- log where landed, else the published lists), so re-running a day reproduces its
+    -- lists. Held-out members count for the cool-down (so control groups do not pile up
+    -- on the next day); a failed or bounced send counts for neither rule.
     select
         member_id,
-        max(as_of_date) as last_listed_on,
+        max(contacted_on) as last_contacted_on,
         count(*) filter (
-            where not is_control
-              and as_of_date > {{ dbt.dateadd('day', -1 * pb.contact_cap.days, as_of_date()) }}
+            where delivered
+              and contacted_on > {{ dbt.dateadd('day', -1 * pb.contact_cap.days, dbt.dateadd('day', 1, as_of_date())) }}
         ) as contacts_in_cap_window
-    from {{ source('campaigns', 'contact_history') }}
-    where as_of_date < {{ as_of_date() }}
+    from {{ ref('int_campaign_contacts') }}
+    where delivered or is_control
     group by member_id
 
 ),
@@ -125,7 +128,7 @@ final as (
         coalesce(m.marketing_consent, false) as has_consent,
         {%- endif %}
         x.member_id is not null as is_suppressed,
-        h.last_listed_on,
+        h.last_contacted_on,
         coalesce(h.contacts_in_cap_window, 0) as contacts_in_cap_window,
         m.phone is not null as sms_ok,
         m.email is not null as email_ok,
@@ -148,8 +151,8 @@ select
         when not has_consent then 'no marketing consent'
         when is_suppressed then 'on the do-not-contact list'
         {%- if pb.cooldown_days > 0 %}
-        when last_listed_on > {{ dbt.dateadd('day', -1 * pb.cooldown_days, as_of_date()) }}
-            then 'on a list on ' || cast(last_listed_on as varchar)
+        when last_contacted_on > {{ dbt.dateadd('day', -1 * pb.cooldown_days, dbt.dateadd('day', 1, as_of_date())) }}
+            then 'contacted on ' || cast(last_contacted_on as varchar)
                 || ' (cool-down {{ pb.cooldown_days }} days)'
         {%- endif %}
         {%- if pb.contact_cap.max_contacts > 0 %}

@@ -42,7 +42,7 @@ ranked as (
         row_number() over (
             partition by list_name order by score desc nulls last, member_id
         ) as list_rank,
-        {{ stable_bucket("member_id || '|' || list_name || '|' || " ~ ("strftime(" ~ as_of_date() ~ " + 1, '%Y-%m')" if pb.period == 'month' else "strftime(" ~ as_of_date() ~ " + 1, '%G-W%V')")) }}
+        {{ stable_bucket("member_id || '|' || list_name || '|' || " ~ campaign_period(as_of_date() ~ " + 1")) }}
             < control_share as is_control,
         case channel
             {%- for ch, cost in costs.items() %}
@@ -146,8 +146,7 @@ final as (
         -- unique code derived from campaign and member, so redemptions trace back
         list_name || '-' || strftime({{ as_of_date() }} + 1, '%Y%m%d') as campaign_id,
         case when offer_type = 'coupon' and not is_control then
-            'C' || upper(substr(md5(list_name || '-' || strftime({{ as_of_date() }} + 1, '%Y%m%d')
-                || '|' || member_id), 1, 15))
+            {{ coupon_code("list_name || '-' || strftime(" ~ as_of_date() ~ " + 1, '%Y%m%d')", 'member_id') }}
         end as coupon_code,
         channel,
         cast(cost_per_contact as double) as cost_per_contact,

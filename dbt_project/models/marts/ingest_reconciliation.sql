@@ -33,6 +33,20 @@ members_merged as (
 ),
 members_staged as (select count(*) as n from {{ ref('stg_shop__members') }}),
 
+-- the campaign systems' files: every row is staged or quarantined (several rows of one
+-- send are combined later, in int_campaign_contacts, not removed)
+feedback as (
+    {%- for entity, model in [('campaign_sends', 'stg_campaign__sends'), ('coupon_events', 'stg_coupon__events')] %}
+    select
+        '{{ entity }}' as source,
+        (select count(*) from {{ source('raw', entity) }}) as rows_landed,
+        count(*) filter (where invalid_reason is null) as rows_staged,
+        count(*) filter (where invalid_reason is not null) as rows_quarantined
+    from {{ ref(model) }}
+    {{ "union all" if not loop.last }}
+    {%- endfor %}
+),
+
 final as (
 
     select
@@ -54,6 +68,11 @@ final as (
         cast(0 as bigint),
         cast(mm.n as bigint)
     from members_landed as ml, members_staged as ms, members_quarantined as mq, members_merged as mm
+
+    union all
+
+    select source, rows_landed, rows_staged, rows_quarantined, cast(0 as bigint), cast(0 as bigint)
+    from feedback
 
 )
 

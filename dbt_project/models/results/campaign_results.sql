@@ -1,21 +1,25 @@
--- Every published campaign read out against its control group (the lists as published
--- are the record of who was sent and who was held out: campaigns.contact_history).
--- A campaign is one list sent the day after its as-of date; its window is the list's
--- results_window_days (playbook, default 30) from the send day, observed up to this
--- run's as-of date (provisional until it closes). One row per campaign x priority
--- group x channel, and one total row per campaign (priority_group and channel null).
+-- Every campaign read out against its control group. The record of who was sent and
+-- who was held out is int_campaign_contacts: a landed send log where there is one
+-- (failed and bounced sends are not treated members: `not_delivered`), else the list
+-- we published. A campaign's window is its list's results_window_days (playbook,
+-- default 30) from the send day, observed up to this run's as-of date (provisional
+-- until it closes). One row per campaign x priority group x channel, one per campaign
+-- x priority group over all channels (channel null) and one total row per campaign
+-- (priority_group and channel null). A member in two campaigns
+-- counts in both, each against its own control group.
 -- Rates are fractions; uplift = treated_rate - control_rate with a 95% Newcombe
 -- (hybrid Wilson score) interval; min_detectable_uplift is what the control size
--- can detect (two-sided 5%, power 80%). Coupons and subsidy stay empty until coupon
--- events are landed; roi then counts the message cost only.
+-- can detect (two-sided 5%, power 80%). Coupons (int_member_coupons): issued to the
+-- campaign's sends, redeemed inside the window; subsidy = their face value. Costs
+-- (messages, subsidy) count every send, delivered or not; roi = (incremental revenue
+-- - message cost - subsidy) / (message cost + subsidy).
 {%- set pb = var('playbook') %}
 {%- set z = 1.959963984540054 %}
 with
 
-history as (
+contacts as (
 
-    select * from {{ source('campaigns', 'contact_history') }}
-    where as_of_date < {{ as_of_date() }}
+    select * from {{ ref('int_campaign_contacts') }}
 
 ),
 
@@ -33,24 +37,10 @@ windows as (
 members as (
 
     select
-        coalesce(h.campaign_id, h.list_name || '-' || strftime(h.as_of_date + 1, '%Y%m%d'))
-            as campaign_id,
-        h.list_name,
-        cast(h.as_of_date + 1 as date) as sent_on,
-        coalesce(w.window_days, 30) as window_days,
-        h.member_id,
-        h.is_control,
-        h.priority_group,
-        h.channel,
-        h.lifecycle_stage in ('silent', 'churned') as was_lapsed,
-        case h.channel
-            {%- for ch, cost in pb.cost_per_contact.items() %}
-            when '{{ ch }}' then {{ cost }}
-            {%- endfor %}
-            else 0
-        end as cost_per_contact
-    from history as h
-    left join windows as w on h.list_name = w.list_name
+        c.*,
+        coalesce(w.window_days, 30) as window_days
+    from contacts as c
+    left join windows as w on c.list_name = w.list_name
 
 ),
 
@@ -69,6 +59,23 @@ outcomes as (
 
 ),
 
+with_coupons as (
+
+    select
+        o.*,
+        k.coupon_code is not null as coupon_issued,
+        coalesce(k.redeemed_on >= o.sent_on and k.redeemed_on < o.sent_on + o.window_days, false)
+            as coupon_redeemed,
+        case when k.redeemed_on >= o.sent_on and k.redeemed_on < o.sent_on + o.window_days
+            then k.face_value else 0 end as subsidy
+    from outcomes as o
+    left join {{ ref('int_member_coupons') }} as k
+        on not o.is_control
+        and k.campaign_id = o.campaign_id
+        and k.member_id = o.member_id
+
+),
+
 grouped as (
 
     select
@@ -78,17 +85,25 @@ grouped as (
         priority_group,
         channel,
         any_value(window_days) as window_days,
-        count(*) filter (where not is_control) as treated,
+        count(*) filter (where delivered) as treated,
         count(*) filter (where is_control) as control,
-        count(*) filter (where not is_control and bought) as treated_buyers,
+        count(*) filter (where not is_control and not delivered) as not_delivered,
+        count(*) filter (where delivered and bought) as treated_buyers,
         count(*) filter (where is_control and bought) as control_buyers,
-        coalesce(sum(revenue) filter (where not is_control), 0) as treated_revenue,
+        coalesce(sum(revenue) filter (where delivered), 0) as treated_revenue,
         coalesce(sum(revenue) filter (where is_control), 0) as control_revenue,
-        count(*) filter (where not is_control and was_lapsed) as treated_lapsed,
-        count(*) filter (where not is_control and was_lapsed and bought) as lapsed_buyers,
-        coalesce(sum(cost_per_contact) filter (where not is_control), 0) as message_cost
-    from outcomes
-    group by grouping sets ((campaign_id, priority_group, channel), (campaign_id))
+        count(*) filter (where delivered and was_lapsed) as treated_lapsed,
+        count(*) filter (where delivered and was_lapsed and bought) as lapsed_buyers,
+        count(*) filter (where not is_control and engaged) as engaged,
+        count(*) filter (where not is_control and engaged is not null) as engagement_known,
+        count(*) filter (where coupon_issued) as coupons_issued,
+        count(*) filter (where coupon_redeemed) as coupons_redeemed,
+        coalesce(sum(subsidy), 0) as subsidy,
+        coalesce(sum(message_cost) filter (where not is_control), 0) as message_cost
+    from with_coupons
+    group by grouping sets (
+        (campaign_id, priority_group, channel), (campaign_id, priority_group), (campaign_id)
+    )
 
 ),
 
@@ -133,6 +148,7 @@ final as (
         {{ as_of_date() }} >= sent_on + window_days - 1 as window_closed,
         cast(treated as integer) as treated,
         cast(control as integer) as control,
+        cast(not_delivered as integer) as not_delivered,
         cast(treated_buyers as integer) as treated_buyers,
         cast(control_buyers as integer) as control_buyers,
         treated_rate,
@@ -155,14 +171,17 @@ final as (
         cast(control_revenue / nullif(control, 0) as double) as control_revenue_per_member,
         cast(treated_revenue - control_revenue / nullif(control, 0) * treated as double)
             as incremental_revenue,
-        cast(null as integer) as coupons_issued,
-        cast(null as integer) as coupons_redeemed,
-        cast(null as double) as redemption_rate,
-        cast(null as double) as subsidy,
+        cast(coupons_issued as integer) as coupons_issued,
+        cast(coupons_redeemed as integer) as coupons_redeemed,
+        coupons_redeemed / nullif(coupons_issued, 0) as redemption_rate,
+        cast(subsidy as double) as subsidy,
         cast(message_cost as double) as message_cost,
-        cast((treated_revenue - control_revenue / nullif(control, 0) * treated - message_cost)
-            / nullif(message_cost, 0) as double) as roi,
-        lapsed_buyers / nullif(treated_lapsed, 0) as recall_rate
+        cast((treated_revenue - control_revenue / nullif(control, 0) * treated
+                - message_cost - subsidy)
+            / nullif(message_cost + subsidy, 0) as double) as roi,
+        lapsed_buyers / nullif(treated_lapsed, 0) as recall_rate,
+        -- opened or clicked, of the sends whose log says (null without such statuses)
+        engaged / nullif(engagement_known, 0) as reach_rate
     from wilson
 
 )

@@ -7,6 +7,7 @@
 -- mass function with lgamma) must not fall below var('control_share_alpha'), 1e-6 by
 -- default - a clean shop fails it about once in a million list-days, while a rule
 -- that removes members from one arm only (a cap, cool-down or budget cut) is caught.
+-- Members drawn by the list earlier in the same campaign period are not counted.
 {%- set pb = var('playbook') %}
 {%- set targets_relation = ref('campaign_targets') %}
 {%- if pb.lists | length > 0 %}
@@ -22,10 +23,26 @@ expected as (
     ) as t(list_name, control_share)
 ),
 
+-- members the list already drew earlier in this campaign period keep their side (the
+-- draw is stable), e.g. a member back after a bounced send or one a send log did not
+-- name: only first draws are counted
+drawn_before as (
+    select list_name, member_id
+    from {{ source('campaigns', 'contact_history') }}
+    where as_of_date < {{ as_of_date() }}
+      and {{ campaign_period('as_of_date + 1') }} = {{ campaign_period(as_of_date() ~ ' + 1') }}
+    union
+    select list_name, member_id
+    from {{ ref('int_campaign_contacts') }}
+    where {{ campaign_period('sent_on') }} = {{ campaign_period(as_of_date() ~ ' + 1') }}
+),
+
 actual as (
-    select list_name, count(*) as n, count(*) filter (where is_control) as x
-    from targets
-    group by list_name
+    select t.list_name, count(*) as n, count(*) filter (where t.is_control) as x
+    from targets as t
+    left join drawn_before as d on t.list_name = d.list_name and t.member_id = d.member_id
+    where d.member_id is null
+    group by t.list_name
 ),
 
 observed as (

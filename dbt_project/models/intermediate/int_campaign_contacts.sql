@@ -1,0 +1,213 @@
+-- Who each campaign reached and who it held out: one row per campaign x member, from
+-- the best record there is.
+--   * A landed send log (stg_campaign__sends) is the record of every campaign it
+--     names. Several rows of one member (sent, delivered, opened) are combined; a
+--     member whose every row failed or bounced was not contacted (`delivered` false):
+--     not a treated member in campaign_results, no cool-down, no contact-cap count.
+--     Control members come from the log when it lists them, else from the list we
+--     published for the campaign.
+--   * Otherwise the list we published (campaigns.contact_history) is the record: every
+--     send row counts as delivered.
+-- Only campaigns sent up to the as-of date (a published list is sent the day after
+-- its as-of date), so re-running a day reproduces its lists. `was_lapsed`: silent or
+-- churned when the list was made (the published lifecycle stage), or for a campaign
+-- known only from a send log, no purchase in the silent_after_days before the send.
+{%- set pb = var('playbook') %}
+with
+
+published as (
+
+    select
+        coalesce(campaign_id, list_name || '-' || strftime(as_of_date + 1, '%Y%m%d'))
+            as campaign_id,
+        list_name,
+        cast(as_of_date + 1 as date) as sent_on,
+        member_id,
+        channel,
+        is_control,
+        priority_group,
+        lifecycle_stage
+    from {{ source('campaigns', 'contact_history') }}
+    where as_of_date < {{ as_of_date() }}
+
+),
+
+log_rows as (
+
+    select
+        *,
+        case status
+            when 'clicked' then 5 when 'opened' then 4 when 'delivered' then 3
+            when 'sent' then 2 when 'bounced' then 1 when 'failed' then 0
+        end as status_rank
+    from {{ ref('stg_campaign__sends') }}
+    where invalid_reason is null
+      and sent_on <= {{ as_of_date() }}
+
+),
+
+logged as (
+
+    select
+        campaign_id,
+        member_id,
+        bool_or(is_control) as is_control,
+        min(sent_on) as contacted_on,
+        arg_max(channel, coalesce(status_rank, -1)) as channel,
+        max(status_rank) as best_status_rank,
+        max(coupon_code) as coupon_code,
+        max(list_name) as list_name,
+        max(priority_group) as priority_group,
+        sum(cost) as cost
+    from log_rows
+    group by campaign_id, member_id
+
+),
+
+logged_campaigns as (
+
+    select
+        campaign_id,
+        min(contacted_on) as sent_on,
+        bool_or(is_control) as logs_control,
+        bool_or(best_status_rank >= 4) as logs_engagement
+    from logged
+    group by campaign_id
+
+),
+
+from_log as (
+
+    select
+        l.campaign_id,
+        coalesce(l.list_name, p.list_name,
+            regexp_extract(l.campaign_id, '^(.*)-[0-9]{8}$', 1)) as list_name,
+        c.sent_on,
+        l.contacted_on,
+        l.member_id,
+        l.is_control,
+        case when l.is_control then null else l.best_status_rank >= 2 end as delivered,
+        -- opened or clicked; unknown when the log reports no opens or clicks at all
+        case when not l.is_control and c.logs_engagement then l.best_status_rank >= 4 end
+            as engaged,
+        l.channel,
+        coalesce(l.priority_group, p.priority_group) as priority_group,
+        p.lifecycle_stage,
+        -- our own campaign's code when the log does not carry one
+        coalesce(l.coupon_code, case when p.member_id is not null
+            then {{ coupon_code('l.campaign_id', 'l.member_id') }} end) as coupon_code,
+        l.coupon_code is not null as code_in_log,
+        l.cost,
+        'send_log' as recorded_by
+    from logged as l
+    inner join logged_campaigns as c on l.campaign_id = c.campaign_id
+    left join published as p on l.campaign_id = p.campaign_id and l.member_id = p.member_id
+
+),
+
+from_published as (
+
+    select
+        p.campaign_id,
+        p.list_name,
+        p.sent_on,
+        p.sent_on as contacted_on,
+        p.member_id,
+        p.is_control,
+        case when p.is_control then null else true end as delivered,
+        cast(null as boolean) as engaged,
+        p.channel,
+        p.priority_group,
+        p.lifecycle_stage,
+        {{ coupon_code('p.campaign_id', 'p.member_id') }} as coupon_code,
+        false as code_in_log,
+        cast(null as decimal(18, 2)) as cost,
+        'published_list' as recorded_by
+    from published as p
+    left join logged_campaigns as c on p.campaign_id = c.campaign_id
+    where c.campaign_id is null
+       -- the log names the campaign but not its held-out members: ours are the control
+       or (p.is_control and not c.logs_control and not exists (
+           select 1 from logged as l
+           where l.campaign_id = p.campaign_id and l.member_id = p.member_id
+       ))
+
+),
+
+contacts as (
+
+    select * from from_log
+    union all
+    select * from from_published
+
+),
+
+offers as (
+
+    select * from (values
+        {%- for cl in pb.lists %}
+        ({{ sql_literal(cl.name) }}, {{ sql_literal(cl.offer.type) }}){{ "," if not loop.last }}
+        {%- endfor %}
+        {%- if pb.lists | length == 0 %}(null, null){%- endif %}
+    ) as t(list_name, offer_type)
+
+),
+
+cycle as (
+
+    select silent_after_days from {{ ref('int_purchase_cycle_derived') }}
+
+),
+
+lapsed_at_send as (
+
+    -- for campaigns without a published lifecycle stage: the last purchase before the send
+    select c.campaign_id, c.member_id, max(o.occasion_date) as last_before
+    from contacts as c
+    inner join {{ ref('int_purchase_occasions') }} as o
+        on o.member_id = c.member_id and o.occasion_date < c.sent_on
+    where c.lifecycle_stage is null
+    group by 1, 2
+
+),
+
+final as (
+
+    select
+        c.campaign_id,
+        c.list_name,
+        c.sent_on,
+        c.contacted_on,
+        c.member_id,
+        c.is_control,
+        c.delivered,
+        c.engaged,
+        c.channel,
+        c.priority_group,
+        c.lifecycle_stage,
+        case
+            when c.lifecycle_stage is not null then c.lifecycle_stage in ('silent', 'churned')
+            when b.last_before is null then false
+            else {{ dbt.datediff('b.last_before', 'c.sent_on', 'day') }} > cy.silent_after_days
+        end as was_lapsed,
+        -- the code the log names, else ours (derived as in the send file) for a coupon offer
+        case
+            when not c.is_control and (c.code_in_log or o.offer_type = 'coupon')
+                then c.coupon_code
+        end as coupon_code,
+        case when c.is_control then 0 else coalesce(c.cost, case
+            when c.channel is null then 0
+            {%- for ch, cost in pb.cost_per_contact.items() %}
+            when c.channel = '{{ ch }}' then {{ cost }}
+            {%- endfor %}
+            else 0
+        end) end as message_cost,
+        c.recorded_by
+    from contacts as c
+    cross join cycle as cy
+    left join lapsed_at_send as b on c.campaign_id = b.campaign_id and c.member_id = b.member_id
+    left join offers as o on c.list_name = o.list_name
+
+)
+
+select * from final
