@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 
-.PHONY: install demo test test-fast ui run lint format bench clean
+.PHONY: install browser demo test test-fast ui serve run lint format bench clean
 
 ## install: create .venv and install the pinned dependencies (only when pyproject.toml changed)
 install: $(STAMP)
@@ -24,8 +24,12 @@ demo: install
 		$(BIN)/crm demo-data --out data/landing; fi
 	$(BIN)/crm run --landing data/landing
 
-## test: unit + integration tests (and ruff)
-test: install
+## browser: Debian's chromium for the browser tests (apt-get, once; CHROMIUM_PATH skips it)
+browser:
+	@bash scripts/ensure_chromium.sh
+
+## test: unit + integration + browser tests (and ruff)
+test: install browser
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
@@ -36,6 +40,10 @@ test-fast: install
 ## ui: the Dagster UI on http://127.0.0.1:3000
 ui: install
 	$(BIN)/crm ui
+
+## serve: the marketing portal on http://127.0.0.1:8000 (first: .venv/bin/crm users add NAME --role marketer)
+serve: install
+	$(BIN)/crm serve
 
 ## bench: benchmarks (writes docs/benchmarks.md)
 bench: install

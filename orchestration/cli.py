@@ -1,4 +1,4 @@
-"""The `crm` command line: run the pipeline, make demo data, open the UI.
+"""The `crm` command line: run the pipeline, make demo data, open the UI, serve the portal.
 
 `crm run` materializes the same Dagster job the UI and the schedule use, in
 this process, against the persistent Dagster instance under DAGSTER_HOME (so
@@ -7,12 +7,13 @@ CLI runs appear in the UI's run history).
 
 from __future__ import annotations
 
+import getpass
 import logging
 import os
 import sys
 import time
 import traceback
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 import click
@@ -208,6 +209,139 @@ def ui(port: int, host: str) -> None:
     logging.getLogger(__name__).info("starting %s", " ".join(args))
     os.chdir(PROJECT_ROOT)
     os.execve(args[0], args, env)
+
+
+@main.command()
+@click.option("--host", help="Address to listen on (CRM_PORTAL_HOST, default 127.0.0.1).")
+@click.option("--port", type=int, help="Port (CRM_PORTAL_PORT, default 8000).")
+def serve(host: str | None, port: int | None) -> None:
+    """Start the marketing portal (lists, downloads, results, status) with uvicorn."""
+    from orchestration.portal.store import Store
+    from orchestration.settings import load_settings
+
+    s = load_settings(portal_host=host, portal_port=port)
+    store = Store(s.portal_db)  # type: ignore[arg-type]  # filled by Settings
+    if store.active_user_count() == 0:
+        _fail(
+            f"the portal has no users yet ({s.portal_db})",
+            "add one, e.g. `crm users add alice --role marketer` (roles: marketer, analyst, "
+            "admin; with the same CRM_WAREHOUSE / CRM_PORTAL_DB as here), then `crm serve` again",
+        )
+    import uvicorn
+
+    from orchestration.portal.app import create_app
+
+    if not s.export_dir.is_dir():
+        click.echo(f"note: no export folder {s.export_dir} yet; run `make demo` or `crm run`")
+    if s.portal_host not in ("127.0.0.1", "localhost", "::1") and not s.portal_secure_cookie:
+        click.echo(
+            "warning: listening beyond this machine without CRM_PORTAL_SECURE_COOKIE=true; put "
+            "the portal behind HTTPS and set it, or sign-in cookies travel in clear text",
+            err=True,
+        )
+    click.echo(
+        f"portal on http://{s.portal_host}:{s.portal_port} (exports {s.export_dir}, warehouse "
+        f"{s.warehouse}, users in {s.portal_db}); Ctrl+C stops it"
+    )
+    uvicorn.run(
+        create_app(s),
+        host=s.portal_host,
+        port=s.portal_port,
+        server_header=False,
+        log_level="info",
+        # the client's address is the connection's: an X-Forwarded-For header from a
+        # local client must not choose the address the throttle and the audit log see
+        proxy_headers=False,
+    )
+
+
+@main.group()
+def users() -> None:
+    """Portal accounts (kept in CRM_PORTAL_DB, beside the warehouse by default)."""
+
+
+def _portal_store():
+    from orchestration.portal.store import Store
+    from orchestration.settings import load_settings
+
+    s = load_settings()
+    return Store(s.portal_db), s  # type: ignore[arg-type]  # filled by Settings
+
+
+def _read_password() -> str:
+    """Typed twice: hidden prompts on a terminal, else two lines from stdin."""
+    if sys.stdin.isatty():
+        first = click.prompt("Password", hide_input=True, default="", show_default=False)
+        second = click.prompt("Repeat it", hide_input=True, default="", show_default=False)
+    else:
+        lines = sys.stdin.read().splitlines()
+        if len(lines) < 2:
+            raise CrmError(
+                "give the password twice: two lines on stdin (or run the command in a terminal "
+                "to be asked)"
+            )
+        first, second = lines[0], lines[1]
+    if first != second:
+        raise CrmError("the two passwords differ; nothing was changed, run the command again")
+    return first
+
+
+@users.command("add")
+@click.argument("name")
+@click.option(
+    "--role",
+    required=True,
+    type=click.Choice(["marketer", "analyst", "admin"]),
+    help="marketer: lists, results, send files, mark as sent; analyst: also control files, "
+    "exclusions and the model card; admin: also users and the audit log.",
+)
+def users_add(name: str, role: str) -> None:
+    """Add a portal user NAME; the password is asked twice (at least 10 characters)."""
+    from orchestration.portal.auth import check_name, create_user
+
+    store, _ = _portal_store()
+    check_name(name)
+    if store.user(name) is not None:
+        raise CrmError(f"user {name!r} already exists; `crm users list` shows the users")
+    user = create_user(store, name, role, _read_password())
+    store.audit("user_added", user=_operator(), address="cli", detail=f"{user.name} as {user.role}")
+    click.echo(f"added {user.name} ({user.role}) to {store.path}")
+
+
+@users.command("disable")
+@click.argument("name")
+def users_disable(name: str) -> None:
+    """Disable user NAME and end their sessions (they can no longer sign in)."""
+    store, _ = _portal_store()
+    ended = store.disable_user(name)
+    store.audit(
+        "user_disabled", user=_operator(), address="cli", detail=f"{name}; {ended} session(s) ended"
+    )
+    click.echo(f"disabled {name}; {ended} session(s) ended")
+
+
+@users.command("list")
+def users_list() -> None:
+    """The portal's users: name, role, disabled, created (never password hashes)."""
+    store, s = _portal_store()
+    rows = store.users()
+    if not rows:
+        click.echo(f"no users yet in {store.path}; add one: crm users add alice --role marketer")
+        return
+    width = max(len("name"), *(len(u.name) for u in rows))
+    click.echo(f"{'name':<{width}}  {'role':<8}  {'disabled':<8}  created")
+    for u in rows:
+        created = datetime.fromisoformat(u.created_at).astimezone(s.tz).strftime("%Y-%m-%d %H:%M")
+        disabled = "yes" if u.disabled else "no"
+        click.echo(f"{u.name:<{width}}  {u.role:<8}  {disabled:<8}  {created}")
+
+
+def _operator() -> str:
+    """Who ran a `crm users` command (the audit log's user): `cli:<OS account>`."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"
 
 
 if __name__ == "__main__":

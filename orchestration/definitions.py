@@ -15,6 +15,7 @@ defs = dg.Definitions(
         ingest.raw_suppression,
         ingest.raw_campaign_sends,
         ingest.raw_coupon_events,
+        ingest.raw_sent_marks,
         transform.crm_dbt_models,
         model.clv_model,
         model.customer_scores,

@@ -17,7 +17,7 @@ from orchestration.lib.landing import ORDERS, find_files
 from orchestration.lib.run_events import verdict
 from orchestration.lib.run_guard import release_turn, wait_for_turn
 from orchestration.lib.summary import build_summary, kept_summary
-from orchestration.lib.warehouse import open_warehouse
+from orchestration.lib.warehouse import connect
 from orchestration.settings import Settings, load_settings, run_tags
 
 
@@ -109,7 +109,9 @@ def run_pipeline(
     wait_for_turn(s.warehouse, wait=wait, notify=progress)
     try:
         if s.warehouse.exists():
-            with open_warehouse(s):
+            # a reader (a portal page, a UI query) holds it for moments: wait a few seconds;
+            # a program that keeps it open (a BI tool) still stops the run, with its name
+            with connect(s.warehouse, wait_seconds=5, memory_limit=s.duckdb_memory_limit):
                 pass
         return _execute(s, progress, groups)
     finally:

@@ -79,6 +79,14 @@ class Settings(BaseSettings):
     max_parameter_change: float = 0.5
     accept_input_change: bool = False
     model_retention_days: int = Field(90, ge=1)
+    #: the marketing portal (`crm serve`): where it listens, its SQLite file (users,
+    #: sessions, audit, sent marks; empty = beside the warehouse, see _beside), how long a
+    #: sign-in lasts, and whether its cookies are marked Secure (true behind HTTPS)
+    portal_host: str = "127.0.0.1"
+    portal_port: int = Field(8000, ge=1, le=65535)
+    portal_db: Path | None = None
+    portal_session_hours: int = Field(12, ge=1)
+    portal_secure_cookie: bool = False
     dbt_project_dir: Path = Field(DBT_PROJECT_DIR, exclude=True)
 
     @field_validator(
@@ -89,6 +97,7 @@ class Settings(BaseSettings):
         "dagster_home",
         "data_docs_dir",
         "playbook",
+        "portal_db",
     )
     @classmethod
     def _absolute(cls, value: Path | None) -> Path | None:
@@ -132,6 +141,9 @@ class Settings(BaseSettings):
             self.dagster_home = _beside(self.warehouse, "dagster_home")
         if self.data_docs_dir is None:
             self.data_docs_dir = _beside(self.warehouse, "gx_docs")
+        if self.portal_db is None:
+            folder = _beside(self.warehouse, "portal")
+            self.portal_db = folder.with_name(f"{folder.name}.sqlite3")
         return self
 
     @property
@@ -234,6 +246,8 @@ def _message(error: dict[str, Any]) -> str:
     kind = error["type"]
     if kind == "greater_than_equal":
         how = f"must be at least {error['ctx']['ge']}"
+    elif kind == "less_than_equal":
+        how = f"must be at most {error['ctx']['le']}"
     elif kind == "value_error" and field == "timezone":
         how = "is not a known time zone; use an IANA name such as Asia/Shanghai or Europe/Berlin"
     else:

@@ -15,6 +15,7 @@ from orchestration.lib.landing_batch import (
     fingerprint,
     read_manifest,
 )
+from orchestration.lib.sent_marks import load_marks
 from orchestration.lib.warehouse import WarehouseBusyError, markdown_table, open_warehouse
 
 # A locked warehouse (another process briefly holding DuckDB's write lock) is the
@@ -136,6 +137,30 @@ def _ingest_asset(entity: landing.Entity) -> dg.AssetsDefinition:
         return _load(context, crm, entity)
 
     return _asset
+
+
+@dg.asset(
+    key="raw_sent_marks",
+    group_name="ingest",
+    kinds={"duckdb", "sqlite"},
+    description=(
+        'The portal\'s "mark as sent" records (send day, channel, platform campaign id per '
+        "published list) copied read-only from its SQLite file (CRM_PORTAL_DB) into "
+        "`raw.sent_marks`: until a send log is landed, cool-downs, contact caps and results "
+        "count the day a list really went out. Empty without a portal."
+    ),
+)
+def raw_sent_marks(
+    context: dg.AssetExecutionContext, crm: PipelineSettings
+) -> dg.MaterializeResult:
+    s = crm.settings()
+    try:
+        with open_warehouse(s) as con:
+            rows = load_marks(con, s.portal_db)
+    except WarehouseBusyError as exc:
+        raise dg.RetryRequested(max_retries=2, seconds_to_wait=5) from exc
+    context.log.info(f"{rows:,} send mark(s) from {s.portal_db}")
+    return dg.MaterializeResult(metadata={"dagster/row_count": rows, "portal_db": str(s.portal_db)})
 
 
 raw_orders, raw_members, raw_suppression, raw_campaign_sends, raw_coupon_events = (

@@ -8,6 +8,7 @@ manifest is missing or older than a file of the dbt project. Nothing else runs a
 
 from __future__ import annotations
 
+import fcntl
 import sys
 from pathlib import Path
 
@@ -46,7 +47,22 @@ def _newest_source_mtime(project_dir: Path) -> float:
 
 
 def prepare_if_stale(project: DbtProject = dbt_project) -> Path:
-    """`dbt parse` when the manifest is missing or older than the project's SQL/YAML."""
+    """`dbt parse` when the manifest is missing or older than the project's SQL/YAML.
+
+    One process at a time (a lock file in the target folder): two runs starting together
+    after an edit must not read a manifest the other is still writing (a half-written
+    manifest loses the asset graph's edges, e.g. staging before its raw table)."""
+    target = project.project_dir / project.target_path
+    target.mkdir(parents=True, exist_ok=True)
+    with (target / ".parse.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            return _parse_if_stale(project)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _parse_if_stale(project: DbtProject) -> Path:
     manifest = project.manifest_path
     if manifest.exists() and manifest.stat().st_mtime >= _newest_source_mtime(project.project_dir):
         return manifest

@@ -129,7 +129,7 @@ def begin_run(warehouse: Path, run_id: str) -> RunGuard:
     try:
         if warehouse.exists():
             # fold any write-ahead log into the file, then copy it
-            with connect(warehouse) as con:
+            with connect(warehouse, wait_seconds=5) as con:  # past a portal page's read
                 con.execute("checkpoint")
             shutil.copyfile(warehouse, work)
         else:

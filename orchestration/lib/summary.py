@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from orchestration.lib.warehouse import counts, open_warehouse, table_exists
+from orchestration.lib.warehouse import counts, md_text, open_warehouse, table_exists
 from orchestration.settings import Settings
 
 
@@ -157,8 +157,9 @@ def campaign_summaries(con, table: str = "marts.campaign_results", limit: int = 
         t = next(r for r in mine if r["priority_group"] is None)
         state = "closed" if t["window_closed"] else "provisional: the window is still open"
         out += [
-            f"### {cid}",
-            f"{t['list_name']}, sent {t['sent_on']}, {t['window_days']}-day window ({state}).",
+            f"### {md_text(cid)}",
+            f"{md_text(t['list_name'])}, sent {t['sent_on']}, "
+            f"{t['window_days']}-day window ({state}).",
             "",
             f"- **{t['treated']:,} reached** ({t['not_delivered']:,} not delivered), "
             f"{t['control']:,} held out",

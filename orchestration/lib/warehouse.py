@@ -86,6 +86,15 @@ def table_exists(con: duckdb.DuckDBPyConnection, qualified: str) -> bool:
     )
 
 
+_MD_SPECIAL = str.maketrans({c: "\\" + c for c in "\\|[]<>`*"} | {"\n": " ", "\r": " "})
+
+
+def md_text(value: object) -> str:
+    """Text from the data, safe inside Markdown metadata: no table breaks, links, images
+    or HTML from a landed value (a campaign id, a quarantine reason)."""
+    return str(value).translate(_MD_SPECIAL)
+
+
 def markdown_table(df: pd.DataFrame, max_rows: int = 10, table: str | None = None) -> str:
     """A Markdown table (no extra dependency) for Dagster metadata previews.
 
@@ -102,7 +111,7 @@ def markdown_table(df: pd.DataFrame, max_rows: int = 10, table: str | None = Non
             return ""
         if isinstance(v, float):
             return f"{v:,.4g}" if abs(v) < 1e4 else f"{v:,.0f}"
-        return str(v)
+        return md_text(v)
 
     rows = [[cell(v) for v in row] for row in df.itertuples(index=False)]
     return "\n".join(markdown_lines(cols, rows))

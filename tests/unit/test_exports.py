@@ -176,3 +176,18 @@ def test_masking_shows_shape_not_value() -> None:
     assert mask_value("欧阳娜") == "欧**"
     df = mask_frame(pd.DataFrame({"member_id": ["M1"], "phone": ["13900000002"]}))
     assert list(df.iloc[0]) == ["M1", "139****0002"]
+
+
+def test_markdown_metadata_cannot_carry_links_or_break_tables() -> None:
+    import pandas as pd
+
+    from orchestration.lib.warehouse import markdown_table, md_text
+
+    hostile = "x|y ![t](http://evil.example/p.png) <img src=x>\n`z`"
+    assert md_text("win_back-20240701") == "win_back-20240701"
+    text = md_text(hostile)
+    assert "|" not in text.replace("\\|", "") and "\n" not in text
+    assert "![t](" not in text and "\\<img" in text and " <img" not in text
+    table = markdown_table(pd.DataFrame({"reason": [hostile]}), table="orders_quarantine")
+    assert len(table.splitlines()) == 3  # header, rule, one row
+    assert table.splitlines()[2].count("|") - table.splitlines()[2].count("\\|") == 2

@@ -6,8 +6,10 @@
 --     not a treated member in campaign_results, no cool-down, no contact-cap count.
 --     Control members come from the log when it lists them, else from the list we
 --     published for the campaign.
---   * Otherwise the list we published (campaigns.contact_history) is the record: every
---     send row counts as delivered.
+--   * Otherwise the list we published (campaigns.contact_history) is the record: sent
+--     on the day a marketer marked it as sent in the portal (per channel: a send whose
+--     channel no mark covers did not go out), or without a mark the day after its
+--     export; every send row counts as delivered.
 -- Only campaigns sent up to the as-of date (a published list is sent the day after
 -- its as-of date), so re-running a day reproduces its lists. `was_lapsed`: silent or
 -- churned when the list was made (the published lifecycle stage), or for a campaign
@@ -15,20 +17,56 @@
 {%- set pb = var('playbook') %}
 with
 
+marks as (
+
+    -- the portal's "mark as sent" records up to the as-of date (channel null = every channel)
+    select as_of_date, list_name, channel, min(sent_on) as sent_on
+    from {{ ref('stg_portal__sent_marks') }}
+    where invalid_reason is null
+      and not revoked
+      and sent_on <= {{ as_of_date() }}
+    group by all
+
+),
+
+marked_lists as (
+
+    select as_of_date, list_name, min(sent_on) as sent_on
+    from marks
+    group by all
+
+),
+
 published as (
 
+    -- a list marked as sent went out on its marked day(s), per channel: a send whose
+    -- channel no mark covers did not go out; an unmarked list the day after its export
     select
-        coalesce(campaign_id, list_name || '-' || strftime(as_of_date + 1, '%Y%m%d'))
+        coalesce(h.campaign_id, h.list_name || '-' || strftime(h.as_of_date + 1, '%Y%m%d'))
             as campaign_id,
-        list_name,
-        cast(as_of_date + 1 as date) as sent_on,
-        member_id,
-        channel,
-        is_control,
-        priority_group,
-        lifecycle_stage
-    from {{ source('campaigns', 'contact_history') }}
-    where as_of_date < {{ as_of_date() }}
+        h.list_name,
+        cast(coalesce(ml.sent_on, h.as_of_date + 1) as date) as sent_on,
+        cast(case
+            when ml.list_name is null then h.as_of_date + 1
+            when h.is_control then ml.sent_on
+            else least(every_channel.sent_on, this_channel.sent_on)
+        end as date) as contacted_on,
+        ml.list_name is not null as is_marked,
+        h.member_id,
+        h.channel,
+        h.is_control,
+        h.priority_group,
+        h.lifecycle_stage
+    from {{ source('campaigns', 'contact_history') }} as h
+    left join marked_lists as ml
+        on h.as_of_date = ml.as_of_date and h.list_name = ml.list_name
+    left join marks as every_channel
+        on h.as_of_date = every_channel.as_of_date and h.list_name = every_channel.list_name
+        and every_channel.channel is null
+    left join marks as this_channel
+        on h.as_of_date = this_channel.as_of_date and h.list_name = this_channel.list_name
+        and h.channel = this_channel.channel
+    where h.as_of_date < {{ as_of_date() }}
 
 ),
 
@@ -111,10 +149,10 @@ from_published as (
         p.campaign_id,
         p.list_name,
         p.sent_on,
-        p.sent_on as contacted_on,
+        p.contacted_on,
         p.member_id,
         p.is_control,
-        case when p.is_control then null else true end as delivered,
+        case when not p.is_control then p.contacted_on is not null end as delivered,
         cast(null as boolean) as engaged,
         p.channel,
         p.priority_group,
@@ -122,7 +160,7 @@ from_published as (
         {{ coupon_code('p.campaign_id', 'p.member_id') }} as coupon_code,
         false as code_in_log,
         cast(null as decimal(18, 2)) as cost,
-        'published_list' as recorded_by
+        case when p.is_marked then 'marked_sent' else 'published_list' end as recorded_by
     from published as p
     left join logged_campaigns as c on p.campaign_id = c.campaign_id
     where c.campaign_id is null

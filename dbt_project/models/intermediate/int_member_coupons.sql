@@ -22,16 +22,18 @@ offers as (
 
 sent as (
 
+    -- one row per code and member (a log reusing a code: its first campaign); a failed
+    -- or bounced message carried no coupon (the coupon system's events may still say it
+    -- was issued: the code links them to the campaign)
     select
         coupon_code,
         member_id,
-        campaign_id,
-        list_name,
-        -- a failed or bounced message carried no coupon (the coupon system's events may
-        -- still say it was issued: the code links them to the campaign)
-        case when delivered then contacted_on end as issued_on
+        arg_min(campaign_id, sent_on) as campaign_id,
+        arg_min(list_name, sent_on) as list_name,
+        min(contacted_on) filter (where delivered) as issued_on
     from {{ ref('int_campaign_contacts') }}
     where coupon_code is not null
+    group by coupon_code, member_id
 
 ),
 
