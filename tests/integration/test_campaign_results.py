@@ -175,3 +175,30 @@ def test_coupon_codes_stay_out_of_dagster_storage(readout) -> None:
     blob = "\n".join(texts)
     assert truth["campaign_id"] in blob  # the readout is there
     assert not [c for c in codes if c in blob]
+
+
+def test_dbt_unit_tests_pass(readout, tmp_path) -> None:
+    """The SQL's unit tests (hand-checked fixtures in the models' YAML). Runs skip them
+    (`--exclude-resource-type unit_test`): they check code, not data, so they run here,
+    once, on a copy of a built warehouse (dbt reads the parents' columns from it)."""
+    import shutil
+
+    from orchestration.defs.project import dbt_cli, dbt_vars
+    from orchestration.settings import load_settings
+
+    _, _, root = readout
+    copy = tmp_path / "unit.duckdb"
+    shutil.copyfile(root / "warehouse.duckdb", copy)
+    s = load_settings(warehouse=copy, as_of=AS_OF, models_dir=tmp_path / "models")
+    invocation = dbt_cli().cli(
+        ["test", "--select", "test_type:unit", "--vars", json.dumps(dbt_vars(s))],
+        raise_on_error=False,
+        target_path=tmp_path / "target",
+    )
+    results = [
+        (e.raw_event["data"]["node_info"]["node_name"], e.raw_event["data"]["status"])
+        for e in invocation.stream_raw_events()
+        if e.raw_event["info"]["name"] == "LogTestResult"
+    ]
+    assert len(results) >= 8, results
+    assert invocation.is_successful(), [r for r in results if r[1] != "pass"]
