@@ -79,3 +79,31 @@
     {%- else -%}strftime({{ day }}, '%Y-%m')
     {%- endif -%}
 {%- endmacro %}
+
+{# The playbook's lists as a table: offer type, validity and amount, results window
+   (int_campaign_contacts, int_member_coupons, campaign_results). #}
+{% macro playbook_lists() -%}
+    {%- set lists = var('playbook').lists -%}
+    (
+        select
+            cast(list_name as varchar) as list_name,
+            cast(offer_type as varchar) as offer_type,
+            cast(validity_days as integer) as validity_days,
+            cast(amount as double) as amount,
+            cast(window_days as integer) as window_days
+        from (values
+            {%- for cl in lists %}
+            {%- set offer = cl.get('offer') or {} %}
+            ({{ sql_literal(cl.name) }}, {{ sql_literal(offer.get('type')) }},
+             {{ offer.get('validity_days', 'null') }}, {{ offer.get('amount', 'null') }},
+             {{ cl.get('results_window_days', 30) }}){{ "," if not loop.last }}
+            {%- endfor %}
+            {%- if lists | length == 0 %}(null, null, null, null, 30){%- endif %}
+        ) as t(list_name, offer_type, validity_days, amount, window_days)
+    )
+{%- endmacro %}
+
+{# The list a campaign id names (`win_back-20240701` -> win_back); null otherwise. #}
+{% macro list_of_campaign(campaign_id) -%}
+    regexp_extract({{ campaign_id }}, '^(.*)-[0-9]{8}$', 1)
+{%- endmacro %}

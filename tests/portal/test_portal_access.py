@@ -7,25 +7,24 @@ import hashlib
 import io
 import json
 import os
-import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from orchestration.portal import app as portal_app
-from tests.portal.world import DAY, OLD_DAY, PERSONAL, SECRET, World, csrf_of, sign_in
+from tests.portal.world import (
+    DAY,
+    OLD_DAY,
+    PERSONAL,
+    SECRET,
+    World,
+    audit_rows,
+    csrf_of,
+    sign_in,
+)
 
 LIST_PAGE = f"/days/{DAY}/lists/win_back"
-
-
-def _audit(world: World, action: str) -> list[sqlite3.Row]:
-    con = sqlite3.connect(world.settings.portal_db)
-    con.row_factory = sqlite3.Row
-    try:
-        return con.execute("select * from audit where action = ? order by id", [action]).fetchall()
-    finally:
-        con.close()
 
 
 def _manifest(world: World, day: str = DAY) -> dict:
@@ -49,7 +48,7 @@ def test_marketer_is_refused_the_control_file(world: World, as_user) -> None:
     response = client.get(f"/download/{DAY}/win_back_control.csv")
     assert response.status_code == 403
     assert "member_id" not in response.text
-    (row,) = _audit(world, "download_refused")
+    (row,) = audit_rows(world, "download_refused")
     assert row["user"] == "mia" and row["file"] == f"{DAY}/win_back_control.csv"
     assert "403" in row["detail"] and "analyst" in row["detail"]
     # and the list page does not offer it
@@ -119,7 +118,7 @@ def test_admin_audit_newest_first(world: World, as_user) -> None:
 
 def test_download_is_audited_with_who_when_file_rows_address(world: World, as_user) -> None:
     as_user("mia").get(f"/download/{DAY}/win_back.xlsx")
-    (row,) = _audit(world, "download")
+    (row,) = audit_rows(world, "download")
     sends = next(x["send"] for x in _manifest(world)["lists"] if x["list"] == "win_back")
     assert row["user"] == "mia"
     assert row["file"] == f"{DAY}/win_back.xlsx"
@@ -130,7 +129,7 @@ def test_download_is_audited_with_who_when_file_rows_address(world: World, as_us
 
 def test_control_download_audits_the_control_count(world: World, as_user) -> None:
     as_user("ann").get(f"/download/{DAY}/win_back_control.csv")
-    (row,) = _audit(world, "download")
+    (row,) = audit_rows(world, "download")
     control = next(x["control"] for x in _manifest(world)["lists"] if x["list"] == "win_back")
     assert row["rows"] == control
 
@@ -140,7 +139,7 @@ def test_checksum_mismatch_is_409_and_audited(world: World, as_user) -> None:
     response = client.get(f"/download/{OLD_DAY}/win_back.csv")
     assert response.status_code == 409
     assert "intruder" not in response.text and "member_id" not in response.text
-    (row,) = _audit(world, "download_refused")
+    (row,) = audit_rows(world, "download_refused")
     assert row["file"] == f"{OLD_DAY}/win_back.csv" and "409" in row["detail"]
     # the list page says so and offers no link
     page = client.get(f"/days/{OLD_DAY}/lists/win_back").text
@@ -162,7 +161,7 @@ def test_missing_file_listed_in_the_manifest_is_refused(world: World, as_user) -
     (world.export_dir / DAY / "retention.parquet").unlink()
     response = as_user("mia").get(f"/download/{DAY}/retention.parquet")
     assert response.status_code == 409
-    assert "missing" in _audit(world, "download_refused")[0]["detail"]
+    assert "missing" in audit_rows(world, "download_refused")[0]["detail"]
 
 
 @pytest.fixture
@@ -219,7 +218,7 @@ def test_path_traversal_is_refused_without_touching_other_files(
     for p in opened:
         assert p.is_relative_to(export_dir) or p.is_relative_to(portal_files), p
         assert not p.name.endswith(("passwd", "secret.txt")), p
-    rows = _audit(world, "download_refused")
+    rows = audit_rows(world, "download_refused")
     assert len(rows) == 1 and "404" in rows[0]["detail"]
 
 
@@ -229,7 +228,7 @@ def test_a_file_in_the_folder_but_not_in_the_manifest_is_refused(world: World, a
     response = as_user("ada").get(f"/download/{DAY}/extra.csv")
     assert response.status_code == 404
     assert "+8613900000000" not in response.text
-    assert "manifest" in _audit(world, "download_refused")[0]["detail"]
+    assert "manifest" in audit_rows(world, "download_refused")[0]["detail"]
 
 
 def _add_to_manifest(world: World, key: str, path: Path) -> None:
@@ -345,6 +344,6 @@ def test_refused_pages_and_forms_are_in_the_audit_log(world: World, as_user) -> 
     assert client.get("/admin/audit").status_code == 403
     response = client.post(f"{LIST_PAGE}/sent", data={"sent_on": DAY, "csrf_token": "forged"})
     assert response.status_code == 403
-    details = [(r["user"], r["detail"]) for r in _audit(world, "refused")]
+    details = [(r["user"], r["detail"]) for r in audit_rows(world, "refused")]
     assert ("mia", "GET /admin/audit needs admin") in details
     assert ("mia", f"POST {LIST_PAGE}/sent: missing or wrong CSRF token") in details

@@ -8,16 +8,7 @@ from urllib.parse import quote
 import pytest
 
 from orchestration.portal.auth import THROTTLE_FAILURES
-from tests.portal.world import DAY, PASSWORDS, World, csrf_of, sign_in
-
-
-def _audit(world: World, action: str) -> list[sqlite3.Row]:
-    con = sqlite3.connect(world.settings.portal_db)
-    con.row_factory = sqlite3.Row
-    try:
-        return con.execute("select * from audit where action = ? order by id", [action]).fetchall()
-    finally:
-        con.close()
+from tests.portal.world import DAY, PASSWORDS, World, audit_rows, csrf_of, sign_in
 
 
 def _sessions(world: World, user: str) -> int:
@@ -83,7 +74,7 @@ def test_sign_in_sets_a_strict_httponly_session_cookie_and_audits(world: World) 
     con.close()
     assert token not in stored and len(stored) == 1 and len(stored[0]) == 64
     assert client.get("/").status_code == 200
-    (row,) = _audit(world, "sign_in")
+    (row,) = audit_rows(world, "sign_in")
     assert row["user"] == "mia" and row["address"] == "testclient" and row["at"]
 
 
@@ -122,7 +113,7 @@ def test_failed_sign_ins_look_the_same_and_are_audited(world: World) -> None:
         start = response.text.index('id="login-error"')
         texts.append(response.text[start : response.text.index("</p>", start)])
     assert len(set(texts)) == 1  # same message for unknown user, wrong password, disabled
-    rows = _audit(world, "sign_in_failed")
+    rows = audit_rows(world, "sign_in_failed")
     # an unknown name is not written down (it may be a password typed in the wrong box)
     assert [(r["user"], r["detail"]) for r in rows] == [
         (None, "unknown user"),
@@ -141,9 +132,9 @@ def test_sixth_attempt_is_throttled_even_with_the_right_password(world: World) -
     assert "Wait" in response.text
     assert int(response.headers["retry-after"]) > 0
     assert "crm_session" not in response.headers.get("set-cookie", "")
-    (row,) = _audit(world, "sign_in_throttled")
+    (row,) = audit_rows(world, "sign_in_throttled")
     assert row["user"] == "mia" and row["address"] == "testclient"
-    assert len(_audit(world, "sign_in_failed")) == THROTTLE_FAILURES
+    assert len(audit_rows(world, "sign_in_failed")) == THROTTLE_FAILURES
 
 
 def test_throttling_per_address_covers_other_user_names(world: World) -> None:
@@ -152,7 +143,7 @@ def test_throttling_per_address_covers_other_user_names(world: World) -> None:
         sign_in(client, f"guess{i}", "not-the-password")
     response = sign_in(client, "ada")
     assert response.status_code == 429
-    assert "this address" in _audit(world, "sign_in_throttled")[0]["detail"]
+    assert "this address" in audit_rows(world, "sign_in_throttled")[0]["detail"]
 
 
 def test_throttle_window_passes(world: World) -> None:
@@ -176,7 +167,7 @@ def test_login_csrf_missing_or_wrong_is_refused(world: World) -> None:
     other = world.make_client()
     other_token = csrf_of(other.get("/login").text)
     assert client.post("/login", data={**form, "csrf_token": other_token}).status_code == 403
-    assert not _audit(world, "sign_in")
+    assert not audit_rows(world, "sign_in")
 
 
 def test_next_is_followed_only_when_local(world: World) -> None:
@@ -195,7 +186,7 @@ def test_sign_out_ends_the_session_and_audits(world: World, as_user) -> None:
     assert response.headers["location"].startswith("/login")
     assert _sessions(world, "mia") == 0
     assert client.get("/").status_code == 303
-    (row,) = _audit(world, "sign_out")
+    (row,) = audit_rows(world, "sign_out")
     assert row["user"] == "mia" and row["address"] == "testclient"
 
 
@@ -381,4 +372,4 @@ def test_parallel_wrong_passwords_cannot_outrun_the_throttle(world: World) -> No
         codes = list(pool.map(attempt, range(20)))
     assert codes.count(200) == THROTTLE_FAILURES
     assert codes.count(429) == 20 - THROTTLE_FAILURES
-    assert len(_audit(world, "sign_in_failed")) == THROTTLE_FAILURES
+    assert len(audit_rows(world, "sign_in_failed")) == THROTTLE_FAILURES

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -333,3 +334,13 @@ def sign_in(client: TestClient, name: str, password: str | None = None, **extra:
         **extra,
     }
     return client.post("/login", data=form)
+
+
+def audit_rows(world: World, action: str) -> list[sqlite3.Row]:
+    """The portal's audit rows of one action, oldest first."""
+    con = sqlite3.connect(world.settings.portal_db)
+    con.row_factory = sqlite3.Row
+    try:
+        return con.execute("select * from audit where action = ? order by id", [action]).fetchall()
+    finally:
+        con.close()

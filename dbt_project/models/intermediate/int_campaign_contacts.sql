@@ -119,7 +119,7 @@ from_log as (
     select
         l.campaign_id,
         coalesce(l.list_name, p.list_name,
-            regexp_extract(l.campaign_id, '^(.*)-[0-9]{8}$', 1)) as list_name,
+            {{ list_of_campaign('l.campaign_id') }}) as list_name,
         c.sent_on,
         l.contacted_on,
         l.member_id,
@@ -182,12 +182,7 @@ contacts as (
 
 offers as (
 
-    select * from (values
-        {%- for cl in pb.lists %}
-        ({{ sql_literal(cl.name) }}, {{ sql_literal(cl.offer.type) }}){{ "," if not loop.last }}
-        {%- endfor %}
-        {%- if pb.lists | length == 0 %}(null, null){%- endif %}
-    ) as t(list_name, offer_type)
+    select list_name, offer_type from {{ playbook_lists() }}
 
 ),
 

@@ -11,12 +11,7 @@ with
 
 offers as (
 
-    select * from (values
-        {%- for cl in pb.lists %}
-        ({{ sql_literal(cl.name) }}, {{ cl.offer.validity_days }}, {{ cl.offer.amount }}){{ "," if not loop.last }}
-        {%- endfor %}
-        {%- if pb.lists | length == 0 %}(null, null, null){%- endif %}
-    ) as t(list_name, validity_days, amount)
+    select list_name, validity_days, amount from {{ playbook_lists() }}
 
 ),
 
@@ -96,7 +91,7 @@ final as (
         c.member_id,
         c.campaign_id,
         coalesce(c.list_name, k.list_name,
-            regexp_extract(c.campaign_id, '^(.*)-[0-9]{8}$', 1)) as list_name,
+            {{ list_of_campaign('c.campaign_id') }}) as list_name,
         c.issued_on,
         least(c.event_redeemed_on, r.redeemed_on) as redeemed_on,
         c.closed_on,
@@ -110,7 +105,7 @@ final as (
         select distinct campaign_id, list_name from {{ ref('int_campaign_contacts') }}
     ) as k on c.campaign_id = k.campaign_id
     left join offers as o on coalesce(c.list_name, k.list_name,
-        regexp_extract(c.campaign_id, '^(.*)-[0-9]{8}$', 1)) = o.list_name
+        {{ list_of_campaign('c.campaign_id') }}) = o.list_name
     where c.issued_on is not null
 
 )

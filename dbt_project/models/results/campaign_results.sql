@@ -25,12 +25,7 @@ contacts as (
 
 windows as (
 
-    select * from (values
-        {%- for cl in pb.lists %}
-        ({{ sql_literal(cl.name) }}, {{ cl.results_window_days }}){{ "," if not loop.last }}
-        {%- endfor %}
-        {%- if pb.lists | length == 0 %}(null, 30){%- endif %}
-    ) as t(list_name, window_days)
+    select list_name, window_days from {{ playbook_lists() }}
 
 ),
 
