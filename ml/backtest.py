@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from scipy import sparse, stats
 
 from ml.errors import ModelError
 from ml.histogram import (
@@ -304,58 +305,162 @@ def calibration_table(
     return pd.DataFrame(rows)
 
 
-def _loss(rmse: float, mean_actual: float, agg: float, tracking: float) -> float:
-    parts = [rmse / mean_actual if mean_actual > 0 else math.nan, abs(agg), tracking]
-    return float(sum(x for x in parts if math.isfinite(x)))
+def _finite_sum(*parts: np.ndarray) -> np.ndarray:
+    """Element-wise sum of the finite parts (a part undefined for a draw is left out)."""
+    return sum(np.where(np.isfinite(p), p, 0.0) for p in parts)
+
+
+def _losses_from_sums(
+    n: np.ndarray,
+    total: np.ndarray,
+    predicted: np.ndarray,
+    squared: np.ndarray,
+    actual_weekly: np.ndarray,
+    forecast: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The loss and the tracking error from weighted sums over the customers, per draw.
+
+    ``n`` (customers), ``total`` (actual holdout purchases), ``predicted``, ``squared``
+    (squared errors) are one value per draw; ``actual_weekly`` (purchases per week) and
+    ``forecast`` (cumulative weekly forecast) one row per draw. Undefined parts (no
+    customers, no purchases) are NaN and left out of the loss.
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        actual_cum = np.cumsum(actual_weekly, axis=-1)
+        tracking = np.mean(np.abs(forecast - actual_cum), axis=-1) / total
+        tracking = np.where(total > 0, tracking, np.nan)
+        agg = np.where(total > 0, (predicted - total) / total, np.nan)
+        relative_rmse = np.where(total > 0, np.sqrt(squared / n) / (total / n), np.nan)
+    return _finite_sum(relative_rmse, np.abs(agg), tracking), tracking
 
 
 @dataclass
 class _Origin:
-    """One forecast origin: per predictor and customer (rows sorted by ``member_id``) the
-    forecast holdout purchases, and for the tracking error each purchase's week and each
-    model's cumulative weekly forecast per distinct (x, t_x, T) row."""
+    """One forecast origin. Customers (sorted by ``member_id``) each point at a *row* of
+    distinct features (frequency, recency, T); every predictor's forecast is per row:
+    ``expected`` and ``probability`` (holdout purchases, P(>= 1)) and, for the models,
+    ``curves`` (cumulative forecast at the end of each holdout week, rows x weeks).
+    The actual purchases are per customer (``actual``) and per (customer, week)."""
 
     cutoff: str
     member_id: np.ndarray
     actual: np.ndarray
+    row: np.ndarray  # the row of each customer
     expected: dict[str, np.ndarray]
     probability: dict[str, np.ndarray]
-    curves: dict[str, tuple[np.ndarray, np.ndarray]]  # model -> (row of customer, rows x weeks)
-    purchase_row: np.ndarray  # customer row of each (customer, week) purchase record
+    curves: dict[str, np.ndarray]  # model -> rows x weeks
+    purchase_row: np.ndarray  # customer of each (customer, week) purchase record
     purchase_week: np.ndarray  # 0 = the first week after the cut-off
     purchase_count: np.ndarray
     weeks: int
 
-    def _weights(self, w: np.ndarray | None) -> np.ndarray:
-        return np.ones(len(self.actual)) if w is None else w
+    def predicted(self, name: str) -> np.ndarray:
+        """Forecast holdout purchases per customer."""
+        return self.expected[name][self.row]
 
-    def tracking(self, name: str, w: np.ndarray | None = None) -> float:
-        """Mean |cumulative forecast - cumulative actual| over the weeks, / the total;
-        customers weighted by ``w`` (a bootstrap resample's counts)."""
-        w = self._weights(w)
-        weekly = np.bincount(
-            self.purchase_week, self.purchase_count * w[self.purchase_row], self.weeks
+    def p_purchase(self, name: str) -> np.ndarray:
+        """P(at least one holdout purchase) per customer."""
+        return self.probability[name][self.row]
+
+
+class _WeightedSums:
+    """The sums every predictor's loss is made of, at one origin, for many weightings of
+    the customers at once.
+
+    A weighting gives each customer of ``universe`` (every origin's customers) a weight;
+    customers outside the origin's cohort weigh nothing. One sparse product turns a
+    block of weightings into weights per row of distinct features, per row times the
+    actual purchases, per holdout week, and the customers, purchases and squared
+    purchases; dense products with the per-row forecasts give each predictor's totals,
+    squared errors and weekly curve. Counts stay exact in float32 (integers below 2**24).
+    """
+
+    def __init__(self, origin: _Origin, universe: pd.Index, names: Sequence[str]) -> None:
+        position = universe.get_indexer(pd.Index(origin.member_id))
+        rows = len(next(iter(origin.expected.values())))
+        a = origin.actual.astype(np.float64)
+        weeks = origin.weeks
+        ones = np.ones(len(position))
+        cols = [
+            (position, origin.row, ones),
+            (position, rows + origin.row, a),
+            (position[origin.purchase_row], 2 * rows + origin.purchase_week,
+             origin.purchase_count.astype(np.float64)),
+            (position, np.full(len(position), 2 * rows + weeks), ones),
+            (position, np.full(len(position), 2 * rows + weeks + 1), a),
+            (position, np.full(len(position), 2 * rows + weeks + 2), a * a),
+        ]  # fmt: skip
+        i, j, v = (np.concatenate(parts) for parts in zip(*cols, strict=True))
+        self._transposed = sparse.csr_matrix(
+            (v.astype(np.float32), (j, i)), shape=(2 * rows + weeks + 3, len(universe))
         )
-        actual = np.cumsum(weekly)
-        if name in self.curves:
-            row, curve = self.curves[name]
-            forecast = np.bincount(row, w, len(curve)) @ curve
-        else:  # a baseline forecasts the total only: spread evenly over the weeks
-            forecast = float(w @ self.expected[name]) * np.arange(1, self.weeks + 1) / self.weeks
-        total = actual[-1] if len(actual) else 0.0
-        return float(np.mean(np.abs(forecast - actual)) / total) if total > 0 else math.nan
+        self.rows, self.weeks, self.names = rows, weeks, list(names)
+        self.customers = len(universe)
+        self._expected = np.column_stack([origin.expected[n] for n in self.names])
+        curve_names = [n for n in self.names if n in origin.curves]
+        self._curve_of = {n: k for k, n in enumerate(curve_names)}
+        self._by_row = np.column_stack(
+            [self._expected, self._expected**2, *(origin.curves[n] for n in curve_names)]
+        )
 
-    def loss(self, name: str, w: np.ndarray | None = None) -> float:
-        w = self._weights(w)
-        a, e = self.actual, self.expected[name]
-        total, n = float(w @ a), float(w.sum())
-        agg = (float(w @ e) - total) / total if total > 0 else math.nan
-        rmse = math.sqrt(float(w @ (e - a) ** 2) / n) if n > 0 else math.nan
-        return _loss(rmse, total / n if n > 0 else math.nan, agg, self.tracking(name, w))
+    def losses(
+        self, weights: np.ndarray, names: Sequence[str] | None = None
+    ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Per predictor (``names``, default all), the loss and the tracking error under
+        each weighting (columns of ``weights``; one row per customer of the universe,
+        float32)."""
+        z = np.asarray(self._transposed @ weights, dtype=np.float64).T
+        r, w = self.rows, self.weeks
+        per_row, per_row_actual = z[:, :r], z[:, r : 2 * r]
+        weekly = z[:, 2 * r : 2 * r + w]
+        n, total, squares = z[:, 2 * r + w], z[:, 2 * r + w + 1], z[:, 2 * r + w + 2]
+        k = len(self.names)
+        products = per_row @ self._by_row
+        cross = per_row_actual @ self._expected
+        out = {}
+        for col, name in enumerate(self.names):
+            if names is not None and name not in names:
+                continue
+            predicted = products[:, col]
+            squared = products[:, k + col] - 2.0 * cross[:, col] + squares
+            if name in self._curve_of:
+                at = 2 * k + self._curve_of[name] * w
+                forecast = products[:, at : at + w]
+            else:  # a baseline forecasts the total only: spread evenly over the weeks
+                forecast = predicted[:, None] * (np.arange(1, w + 1) / w)
+            out[name] = _losses_from_sums(
+                n, total, predicted, np.maximum(squared, 0.0), weekly, forecast
+            )
+        return out
 
 
-def _metrics(name: str, ids: np.ndarray, o: _Origin) -> tuple[BacktestMetrics, pd.DataFrame]:
-    predicted, actual = o.expected[name], o.actual.astype(float)
+def _origin_sums(origins: Sequence[_Origin]) -> list[_WeightedSums]:
+    """Every predictor's sums at each origin, over one universe: every origin's
+    customers (so one weighting weighs a customer alike at every origin)."""
+    universe = pd.Index(np.concatenate([o.member_id for o in origins])).unique()
+    return [_WeightedSums(o, universe, list(o.expected)) for o in origins]
+
+
+def _everyone(sums: _WeightedSums) -> np.ndarray:
+    """The weighting that counts every customer once."""
+    return np.ones((sums.customers, 1), dtype=np.float32)
+
+
+#: Poisson(1) quantiles at the midpoints of 65,536 equal steps: a uniform 16-bit draw
+#: looked up here is a Poisson(1) weight (each probability within 1/65,536).
+_POISSON_TABLE = stats.poisson.ppf((np.arange(2**16) + 0.5) / 2**16, 1.0).astype(np.float32)
+
+
+def _bootstrap_weights(rng: np.random.Generator, draws: int, customers: int) -> np.ndarray:
+    """Poisson(1) weights, one row per customer and one column per resample (the Poisson
+    bootstrap: each customer counts 0, 1, 2, ... times, independently)."""
+    return _POISSON_TABLE[rng.integers(0, 2**16, size=(customers, draws), dtype=np.uint16)]
+
+
+def _metrics(
+    name: str, ids: np.ndarray, o: _Origin, loss: tuple[float, float]
+) -> tuple[BacktestMetrics, pd.DataFrame]:
+    predicted, actual = o.predicted(name), o.actual.astype(float)
     err = predicted - actual
     total = float(actual.sum())
     pred_total = float(predicted.sum())
@@ -374,10 +479,10 @@ def _metrics(name: str, ids: np.ndarray, o: _Origin) -> tuple[BacktestMetrics, p
         mae=float(np.mean(np.abs(err))),
         rmse=float(np.sqrt(np.mean(err**2))),
         correlation=corr,
-        brier=float(np.mean((o.probability[name] - (actual > 0)) ** 2)),
+        brier=float(np.mean((o.p_purchase(name) - (actual > 0)) ** 2)),
         top_decile_share=float(deciles["share_of_purchases"].iloc[0]),
-        tracking_error_pct=100.0 * o.tracking(name),
-        loss=o.loss(name),
+        tracking_error_pct=100.0 * loss[1],
+        loss=loss[0],
     )
     return metrics, deciles
 
@@ -412,15 +517,21 @@ def select_model(
     confidence: float = CONFIDENCE,
     draws: int = BOOTSTRAP_DRAWS,
     seed: int = 0,
+    sums: list[_WeightedSums] | None = None,
 ) -> tuple[Decision, str]:
     """Keep the default unless a challenger's loss is lower beyond the noise.
 
-    The noise is measured by resampling the customers with replacement ``draws`` times —
-    one draw weighs every origin's cohort (a customer drawn twice counts twice at every
-    origin), and every part of the loss, the weekly tracking error included, is
+    The noise is measured on ``draws`` resamples of the customers (the Poisson
+    bootstrap: each customer counts a Poisson(1) number of times, 0, 1, 2, ...). One
+    resample weighs every origin's cohort alike (a customer counted twice counts twice at
+    every origin), and every part of the loss, the weekly tracking error included, is
     recomputed: a challenger replaces the default only if its mean loss over the origins
     is lower in at least ``confidence`` of the resamples. Among such challengers the
-    lowest mean loss wins.
+    lowest mean loss wins. The resamples are summed per row of distinct features
+    (:class:`_WeightedSums`), so their cost grows with the customers once, not with
+    customers x predictors x weeks.
+
+    ``sums`` are the origins' :func:`_origin_sums` when the caller has them already.
 
     Returns
     -------
@@ -431,17 +542,23 @@ def select_model(
     if not candidates:
         raise ModelError("no purchase model converged, so none can be selected")
     default = default if default in candidates else candidates[0]
-    mean_loss = {n: float(np.mean([o.loss(n) for o in origins])) for n in candidates}
-    challengers = sorted((n for n in candidates if n != default), key=lambda n: mean_loss[n])
+    names = [default, *(n for n in candidates if n != default)]
+    sums = _origin_sums(origins) if sums is None else sums
+    customers = sums[0].customers
+
+    def mean_losses(weights: np.ndarray) -> dict[str, np.ndarray]:
+        per_origin = [s.losses(weights, names) for s in sums]
+        return {n: np.mean([got[n][0] for got in per_origin], axis=0) for n in names}
+
+    mean_loss = {n: float(v[0]) for n, v in mean_losses(_everyone(sums[0])).items()}
+    challengers = sorted(names[1:], key=lambda n: mean_loss[n])
     rng = np.random.default_rng(seed)
     wins = dict.fromkeys(challengers, 0)
-    for _ in range(draws if challengers else 0):
-        idx = [rng.integers(0, len(o.actual), len(o.actual)) for o in origins]
-        base = np.mean([o.loss(default, i) for o, i in zip(origins, idx, strict=True)])
+    block = max(1, min(draws, 2**25 // max(1, customers)))  # <= 128 MiB of weights
+    for start in range(0, draws if challengers else 0, block):
+        got = mean_losses(_bootstrap_weights(rng, min(block, draws - start), customers))
         for n in challengers:
-            wins[n] += int(
-                np.mean([o.loss(n, i) for o, i in zip(origins, idx, strict=True)]) < base
-            )
+            wins[n] += int(np.sum(got[n] < got[default]))
     share = {n: float(wins[n]) / draws for n in challengers}
     eligible = [
         n for n in challengers if mean_loss[n] < mean_loss[default] and share[n] >= confidence
@@ -485,11 +602,17 @@ def select_model(
     return decision, reason
 
 
-def _curve(model: PurchaseModel, weeks: int, unit_days: float, x, t_x, age) -> np.ndarray:
-    """Expected cumulative holdout purchases at the end of each week, per distinct row."""
-    return np.column_stack(
-        [model.expected_purchases(7.0 * w / unit_days, x, t_x, age) for w in range(1, weeks + 1)]
-    )
+def _forecasts(
+    model: PurchaseModel, holdout_days: float, weeks: int, unit_days: float, x, t_x, age
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per distinct row: the expected cumulative purchases at the end of each holdout
+    week, the last ending with the holdout (rows x weeks), and P(at least one purchase
+    in the holdout). P(alive) does not depend on the horizon, so it is computed once
+    (Pareto/NBD's is an integral per row)."""
+    ends = np.append(7.0 * np.arange(1, weeks), holdout_days) / unit_days
+    alive = model.p_alive(x, t_x, age)
+    curve = np.column_stack([alive * model.expected_purchases_given_alive(t, x, age) for t in ends])
+    return curve, alive * model.p_purchase_given_alive(ends[-1], x, age)
 
 
 def _purchases(
@@ -592,38 +715,46 @@ def backtest(
             )
         converged = set(fitted) if converged is None else converged & set(fitted)
         xyz = model_frame[["frequency", "recency", "T"]].to_numpy(float)
-        rows, inverse = np.unique(xyz, axis=0, return_inverse=True)
+        rows, first, inverse = np.unique(xyz, axis=0, return_index=True, return_inverse=True)
         inverse = inverse.ravel()
         ux, ut_x, uage = rows[:, 0], rows[:, 1], rows[:, 2]
-        horizon = holdout_days / unit_days
+        distinct = frame.iloc[first]  # the rows in days, for the baselines
         purchase_row, purchase_week, purchase_count = _purchases(frame, weekly, cutoff, weeks)
         expected, probability, curves = {}, {}, {}
         for name, model in fitted.items():
-            expected[name] = model.expected_purchases(horizon, ux, ut_x, uage)[inverse]
-            probability[name] = model.p_purchase(horizon, ux, ut_x, uage)[inverse]
-            curves[name] = (inverse, _curve(model, weeks, unit_days, ux, ut_x, uage))
-        rate = baseline_rate(frame["frequency"].to_numpy(float), frame["T"].to_numpy(float))
+            curves[name], probability[name] = _forecasts(
+                model, holdout_days, weeks, unit_days, ux, ut_x, uage
+            )
+            expected[name] = curves[name][:, -1]
+        rate = baseline_rate(distinct["frequency"].to_numpy(float), distinct["T"].to_numpy(float))
         expected[BASELINE] = rate * holdout_days
         probability[BASELINE] = -np.expm1(-expected[BASELINE])
         learn = by_number.get(number + 1)
         if learn is not None and len(learn):
-            expected[RF_BASELINE], probability[RF_BASELINE] = rf_rule(learn, frame, holdout_days)
+            expected[RF_BASELINE], probability[RF_BASELINE] = rf_rule(learn, distinct, holdout_days)
         origin = _Origin(
-            cutoff, frame["member_id"].to_numpy(), actual, expected, probability, curves,
-            purchase_row, purchase_week, purchase_count, weeks,
+            cutoff, frame["member_id"].to_numpy(), actual, inverse, expected, probability,
+            curves, purchase_row, purchase_week, purchase_count, weeks,
         )  # fmt: skip
         origins.append(origin)
-        ids = frame["member_id"].to_numpy()
-        per = {}
-        deciles = {}
-        for name in expected:
-            per[name], deciles[name] = _metrics(name, ids, origin)
-        all_metrics.append(per)
         if not newest:
             newest = {
-                "frame": frame, "fitted": fitted, "deciles": deciles, "origin": origin,
-                "hist_rows": len(hist), "x": model_frame["frequency"].to_numpy(float),
+                "frame": frame, "fitted": fitted, "origin": origin, "hist_rows": len(hist),
+                "x": model_frame["frequency"].to_numpy(float),
             }  # fmt: skip
+
+    sums = _origin_sums(origins)
+    deciles: dict[str, pd.DataFrame] = {}
+    for k, (origin, origin_sums) in enumerate(zip(origins, sums, strict=True)):
+        point = origin_sums.losses(_everyone(origin_sums))
+        per = {}
+        for name in origin.expected:
+            loss = (float(point[name][0][0]), float(point[name][1][0]))
+            per[name], table = _metrics(name, origin.member_id, origin, loss)
+            if k == 0:
+                deciles[name] = table
+        all_metrics.append(per)
+    newest["deciles"] = deciles
 
     candidates = [n for n in purchase_model_names if n in (converged or set())]
     if not candidates:
@@ -631,7 +762,7 @@ def backtest(
             "no purchase model converged at every forecast origin: " + "; ".join(failures.values())
         )
     decision, reason = select_model(
-        origins, candidates, default=default, confidence=confidence, draws=draws
+        origins, candidates, default=default, confidence=confidence, draws=draws, sums=sums
     )
     averaged = {n: _mean_metrics([m[n] for m in all_metrics]) for n in candidates}
     naive = _mean_metrics([m[BASELINE] for m in all_metrics])
@@ -661,13 +792,15 @@ def backtest(
         selection_reason=reason,
         decision=decision,
         deciles=newest["deciles"],
-        by_frequency=_by_frequency(x, origin.actual, origin.expected),
+        by_frequency=_by_frequency(
+            x, origin.actual, {n: origin.predicted(n) for n in origin.expected}
+        ),
         predictions=pd.DataFrame(
             {
                 "member_id": frame["member_id"].to_numpy(),
                 "frequency": frame["frequency"].to_numpy(),
                 "holdout_frequency": origin.actual.astype(np.int64),
-                **origin.expected,
+                **{n: origin.predicted(n) for n in origin.expected},
             }
         ),
         fitted=newest["fitted"],
@@ -688,7 +821,7 @@ def backtest(
             ]
         ),
         calibration_table=calibration_table(
-            origin.probability[decision.selected], origin.expected[decision.selected], origin.actual
+            origin.p_purchase(decision.selected), origin.predicted(decision.selected), origin.actual
         ),
     )
 

@@ -6,7 +6,9 @@ person wants to see (segment and stage counts, cut-offs, quarantine reasons).
 """
 
 import base64
+import contextlib
 import json
+import os
 import shutil
 import time
 from collections.abc import Iterator, Mapping
@@ -123,15 +125,38 @@ def _table_metadata(con, s: Settings, name: str) -> dict[str, Any]:
 CAMPAIGNS = "path:models/campaigns"
 
 
+#: dbt's parse of the last run's invocation, kept between runs (each run has its own
+#: target folder): dbt reuses it when the project files, the vars and the profile are
+#: unchanged (the same as-of date, playbook and working-copy path), else it parses afresh.
+_PARSE_CACHE = "partial_parse.msgpack"
+
+
 def _run_target(context: dg.AssetExecutionContext) -> Path:
     """One dbt target folder per run, shared by the run's dbt steps, so the second reuses
-    the first one's parse (dbt's partial parsing); folders of runs over a day old go."""
+    the first one's parse (dbt's partial parsing), and seeded with the previous run's
+    parse; folders of runs over a day old go."""
     runs = dbt_project.project_dir / dbt_project.target_path / "runs"
     if runs.is_dir():
         for old in runs.iterdir():
             if old.is_dir() and time.time() - old.stat().st_mtime > 86_400:
                 shutil.rmtree(old, ignore_errors=True)
-    return runs / context.run_id
+    target = runs / context.run_id
+    cached = runs / f".{_PARSE_CACHE}"
+    if not (target / _PARSE_CACHE).exists() and cached.exists():
+        target.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(OSError):
+            shutil.copyfile(cached, target / _PARSE_CACHE)
+    return target
+
+
+def _keep_parse(target: Path) -> None:
+    """Offer this run's parse to the next run (replaced atomically; last writer wins)."""
+    parsed = target / _PARSE_CACHE
+    if parsed.exists():
+        tmp = target.parent / f".{_PARSE_CACHE}.{os.getpid()}"
+        with contextlib.suppress(OSError):
+            shutil.copyfile(parsed, tmp)
+            os.replace(tmp, target.parent / f".{_PARSE_CACHE}")
 
 
 def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, s: Settings) -> Iterator[Any]:
@@ -152,10 +177,11 @@ def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, s: Settings) 
         ],  # fmt: skip
         context=context,
         raise_on_error=False,
-        target_path=_run_target(context),
+        target_path=(target := _run_target(context)),
     )
     # dbt holds the DuckDB file while it runs: collect its events, then enrich.
     events = list(invocation.stream())
+    _keep_parse(target)
     with open_warehouse(s, read_only=True) as con:
         for event in events:
             if isinstance(event, dg.Output | dg.MaterializeResult) and hasattr(event, "metadata"):

@@ -121,8 +121,11 @@ def begin_run(warehouse: Path, run_id: str) -> RunGuard:
             ) from exc
     os.ftruncate(fd, 0)
     os.write(fd, f"run {run_id}, pid {os.getpid()}".encode())
-    work = warehouse.with_name(f".{warehouse.name}.run-{run_id[:8]}")
-    # holding the lock, any other working copy is left over from a killed run
+    # one name for every run's copy (the lock allows one run at a time): dbt sees the same
+    # profile from run to run and keeps its parse (see orchestration.defs.transform)
+    work = warehouse.with_name(f".{warehouse.name}.run-copy")
+    # holding the lock, any working copy (and its write-ahead log) is left over from a
+    # killed run
     for stale in warehouse.parent.glob(f".{warehouse.name}.run-*"):
         if not stale.name.endswith(".lock"):
             stale.unlink(missing_ok=True)

@@ -79,7 +79,13 @@ def test_the_chosen_model_forecasts_the_true_future_within_the_noise(make, n, se
     gap = losses[result.selected] - losses[best]
     # the noise: two standard deviations of the gap over resamples of the customers
     noise = 2 * np.std(boot[result.selected] - boot[best], ddof=1)
-    assert gap <= noise, (result.selected, best, losses, noise)
+    d = result.decision
+    if result.selected == d.default and d.margin > 0 and d.confidence < 0.95:
+        # the default was kept for want of evidence (a small shop): that may cost a
+        # little accuracy, never much
+        assert gap <= 0.05 * losses[best], (result.selected, best, losses, d)
+    else:  # a challenger replaced it, or nothing beat it: the choice is right
+        assert gap <= noise, (result.selected, best, losses, noise)
     assert beats_baseline(result), result.selection_reason
 
 
@@ -120,7 +126,7 @@ def test_a_challenger_wins_only_beyond_the_noise() -> None:
     def origin(challenger: np.ndarray) -> _Origin:
         rows = np.flatnonzero(actual > 0)
         return _Origin(
-            "2024-01-01", np.array([f"m{i:05d}" for i in range(n)]), actual,
+            "2024-01-01", np.array([f"m{i:05d}" for i in range(n)]), actual, np.arange(n),
             {"bgnbd": default, "pareto_nbd": challenger},
             {"bgnbd": truth, "pareto_nbd": truth}, {}, rows, np.zeros(len(rows), int),
             actual[rows], 1,
@@ -227,3 +233,69 @@ def test_backtest_input_errors(bgnbd_case) -> None:
     )
     with pytest.raises(ModelError, match="no purchase model converged"):
         backtest(degenerate, None, ["bgnbd"], parallel=False)
+
+
+def _small_origin(rng: np.random.Generator, n: int = 300, rows: int = 40, weeks: int = 5):
+    from ml.backtest import _Origin
+
+    row = rng.integers(0, rows, n)
+    weekly = rng.poisson(0.2, (n, weeks)).astype(float)
+    actual = weekly.sum(axis=1)
+    curve = np.cumsum(rng.gamma(1.0, 0.2, (rows, weeks)), axis=1)
+    customer, week = np.nonzero(weekly)
+    origin = _Origin(
+        "2024-01-01", np.array([f"m{i:04d}" for i in range(n)]), actual, row,
+        {"bgnbd": curve[:, -1], BASELINE: rng.gamma(1.0, 1.0, rows)},
+        {"bgnbd": 1 - np.exp(-curve[:, -1]), BASELINE: rng.random(rows)},
+        {"bgnbd": curve}, customer, week, weekly[customer, week], weeks,
+    )  # fmt: skip
+    return origin, weekly, curve
+
+
+def _direct_loss(actual_weekly: np.ndarray, forecast_curves: np.ndarray) -> float:
+    """The loss written out per customer (rows: customers, columns: weeks)."""
+    actual_cum = np.cumsum(actual_weekly, axis=1)
+    actual, predicted = actual_cum[:, -1], forecast_curves[:, -1]
+    total = actual.sum()
+    tracking = np.mean(np.abs(forecast_curves.sum(axis=0) - actual_cum.sum(axis=0))) / total
+    rmse = np.sqrt(np.mean((predicted - actual) ** 2)) / actual.mean()
+    return rmse + abs(predicted.sum() / total - 1) + tracking
+
+
+def test_weighted_sums_equal_the_loss_of_the_resampled_customers() -> None:
+    """A weighting counts a customer w times: the loss from the sums must be the loss of
+    the customers repeated that often, written out per customer."""
+    from ml.backtest import _origin_sums
+
+    rng = np.random.default_rng(11)
+    origin, weekly, curve = _small_origin(rng)
+    sums = _origin_sums([origin])[0]
+    weights = rng.integers(0, 4, (len(origin.actual), 3)).astype(np.float32)
+    got = sums.losses(weights)
+    for k, w in enumerate(weights.T.astype(int)):
+        repeated = np.repeat(np.arange(len(w)), w)
+        flat = origin.expected[BASELINE][origin.row[repeated]]
+        even = flat[:, None] * np.arange(1, origin.weeks + 1) / origin.weeks
+        assert got["bgnbd"][0][k] == pytest.approx(
+            _direct_loss(weekly[repeated], curve[origin.row[repeated]]), rel=1e-9
+        )
+        assert got[BASELINE][0][k] == pytest.approx(_direct_loss(weekly[repeated], even), rel=1e-9)
+
+
+def test_bootstrap_weights_are_poisson_and_spread_like_resampling() -> None:
+    """The Poisson weights have mean and variance 1, and the loss varies over them as it
+    does over classical resamples (n customers drawn with replacement)."""
+    from ml.backtest import _bootstrap_weights, _origin_sums
+
+    rng = np.random.default_rng(5)
+    w = _bootstrap_weights(rng, 50, 20_000)
+    assert w.shape == (20_000, 50)
+    assert abs(w.mean() - 1) < 0.01 and abs(w.var() - 1) < 0.02
+    origin, weekly, curve = _small_origin(rng, n=2_000)
+    sums = _origin_sums([origin])[0]
+    poisson = sums.losses(_bootstrap_weights(rng, 400, 2_000))["bgnbd"][0]
+    classical = [
+        _direct_loss(weekly[i], curve[origin.row[i]])
+        for i in (rng.integers(0, 2_000, 2_000) for _ in range(400))
+    ]
+    assert np.std(poisson) == pytest.approx(np.std(classical), rel=0.2)

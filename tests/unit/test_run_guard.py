@@ -36,8 +36,13 @@ def test_lock_and_stale_copies(tmp_path: Path) -> None:
     wh = tmp_path / "warehouse.duckdb"
     stale = tmp_path / ".warehouse.duckdb.run-deadbeef"
     stale.write_bytes(b"left over by a killed run")
+    # the working copy's name is the same for every run (dbt keeps its parse): a killed
+    # run's copy and write-ahead log must not reach the next run
+    stale_log = tmp_path / ".warehouse.duckdb.run-copy.wal"
+    stale_log.write_bytes(b"a killed run's log")
     guard = begin_run(wh, "run-three-x")
-    assert not stale.exists()
+    assert not stale.exists() and not stale_log.exists()
+    assert guard.work == tmp_path / ".warehouse.duckdb.run-copy"
     with pytest.raises(CrmError, match=r"another run is using .*\(run run-three-x"):
         wait_for_turn(wh, wait=False)
     with pytest.raises(CrmError, match="another run is using"):

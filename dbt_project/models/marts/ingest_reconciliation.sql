@@ -6,19 +6,10 @@ orders_landed as (select count(*) as n from {{ source('raw', 'orders') }}),
 orders_quarantined as (select count(*) as n from {{ ref('orders_quarantine') }}),
 orders_staged as (select count(*) as n from {{ ref('stg_shop__orders') }}),
 orders_exact_duplicates as (
-    -- valid rows identical to the kept version of their order_id, counted directly
+    -- valid rows identical to the kept version of their order_id
     select count(*) as n
-    from {{ ref('base_shop__orders') }} as b
-    inner join {{ ref('stg_shop__orders') }} as k on b.order_id = k.order_id
-    where b.invalid_reason is null
-      and (b.source_file, b.source_row) != (k.source_file, k.source_row)
-      and b.member_id is not distinct from k.member_id
-      and b.ordered_at is not distinct from k.ordered_at
-      and b.amount is not distinct from k.amount
-      and b.status is not distinct from k.status
-      and b.channel is not distinct from k.channel
-      and b.store_id is not distinct from k.store_id
-      and b.coupon_code is not distinct from k.coupon_code
+    from {{ ref('base_shop__orders') }}
+    where invalid_reason is null and not is_kept_version and same_as_kept
 ),
 
 members_landed as (select count(*) as n from {{ source('raw', 'members') }}),

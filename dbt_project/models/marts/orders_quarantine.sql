@@ -9,12 +9,6 @@ base as (
 
 ),
 
-kept as (
-
-    select * from {{ ref('stg_shop__orders') }}
-
-),
-
 invalid as (
 
     select source_file, source_row, order_id, member_id, invalid_reason as reason
@@ -26,25 +20,14 @@ invalid as (
 superseded as (
 
     select
-        b.source_file,
-        b.source_row,
-        b.order_id,
-        b.member_id,
-        'order_id ' || b.order_id || ' again with different contents; kept '
-            || k.source_file || ' row ' || cast(k.source_row as varchar) as reason
-    from base as b
-    inner join kept as k on b.order_id = k.order_id
-    where b.invalid_reason is null
-      and (b.source_file, b.source_row) != (k.source_file, k.source_row)
-      and (
-          b.member_id is distinct from k.member_id
-          or b.ordered_at is distinct from k.ordered_at
-          or b.amount is distinct from k.amount
-          or b.status is distinct from k.status
-          or b.channel is distinct from k.channel
-          or b.store_id is distinct from k.store_id
-          or b.coupon_code is distinct from k.coupon_code
-      )
+        source_file,
+        source_row,
+        order_id,
+        member_id,
+        'order_id ' || order_id || ' again with different contents; kept '
+            || kept_source_file || ' row ' || cast(kept_source_row as varchar) as reason
+    from base
+    where invalid_reason is null and not is_kept_version and not same_as_kept
 
 ),
 

@@ -1,12 +1,32 @@
 -- Usable members: one row per member_id. Rows that disagree are merged:
 -- consent is the conservative value (any explicit "false" wins, unknown stays
--- unknown), registered_at the earliest, other attributes the last landed row.
+-- unknown), registered_at the earliest, other attributes the last landed value
+-- (file name, then row; an empty value does not replace an earlier one).
 with
+
+base as (
+
+    select * from {{ ref('base_shop__members') }}
+
+),
+
+files as (
+
+    -- the landed files in name order (a handful): numbering them orders every row
+    select source_file, row_number() over (order by source_file) as file_number
+    from (select distinct source_file from base)
+
+),
 
 valid as (
 
-    select * from {{ ref('base_shop__members') }}
-    where invalid_reason is null
+    select
+        base.*,
+        -- the order rows landed in (file name, then row): what "the last landed" means
+        (files.file_number << 40) + base.source_row as landed_order
+    from base
+    inner join files on base.source_file = files.source_file
+    where base.invalid_reason is null
 
 ),
 
@@ -15,14 +35,14 @@ final as (
     select
         member_id,
         min(registered_at) as registered_at,
-        arg_max(name, source_file || lpad(cast(source_row as varchar), 12, '0')) as name,
-        arg_max(gender, source_file || lpad(cast(source_row as varchar), 12, '0')) as gender,
-        arg_max(birthday, source_file || lpad(cast(source_row as varchar), 12, '0')) as birthday,
-        arg_max(city, source_file || lpad(cast(source_row as varchar), 12, '0')) as city,
-        arg_max(phone, source_file || lpad(cast(source_row as varchar), 12, '0')) as phone,
-        arg_max(email, source_file || lpad(cast(source_row as varchar), 12, '0')) as email,
-        arg_max(acquisition_channel, source_file || lpad(cast(source_row as varchar), 12, '0')) as acquisition_channel,
-        arg_max(acquisition_cost, source_file || lpad(cast(source_row as varchar), 12, '0')) as acquisition_cost,
+        arg_max(name, landed_order) as name,
+        arg_max(gender, landed_order) as gender,
+        arg_max(birthday, landed_order) as birthday,
+        arg_max(city, landed_order) as city,
+        arg_max(phone, landed_order) as phone,
+        arg_max(email, landed_order) as email,
+        arg_max(acquisition_channel, landed_order) as acquisition_channel,
+        arg_max(acquisition_cost, landed_order) as acquisition_cost,
         bool_and(marketing_consent) as marketing_consent,
         count(*) as source_rows
     from valid

@@ -1,45 +1,19 @@
 -- Usable orders: one row per order_id. Exact duplicate rows are removed; when
 -- the same order_id arrives with different contents the last landed version
--- (file name, then row) wins and the others go to orders_quarantine.
-with
-
-valid as (
-
-    select * from {{ ref('base_shop__orders') }}
-    where invalid_reason is null
-
-),
-
-ranked as (
-
-    select
-        *,
-        row_number() over (
-            partition by order_id
-            order by source_file desc, source_row desc
-        ) as version_rank
-    from valid
-
-),
-
-final as (
-
-    select
-        order_id,
-        member_id,
-        ordered_at,
-        order_date,
-        amount,
-        status,
-        status = 'paid' as is_purchase,
-        channel,
-        store_id,
-        coupon_code,
-        source_file,
-        source_row
-    from ranked
-    where version_rank = 1
-
-)
-
-select * from final
+-- (file name, then row) wins and the others go to orders_quarantine
+-- (base_shop__orders marks the kept version).
+select
+    order_id,
+    member_id,
+    ordered_at,
+    order_date,
+    amount,
+    status,
+    status = 'paid' as is_purchase,
+    channel,
+    store_id,
+    coupon_code,
+    source_file,
+    source_row
+from {{ ref('base_shop__orders') }}
+where invalid_reason is null and is_kept_version

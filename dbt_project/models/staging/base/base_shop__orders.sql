@@ -1,4 +1,7 @@
--- Every landed order row, typed, with the first reason it cannot be used (if any).
+-- Every landed order row, typed, with the first reason it cannot be used (if any),
+-- and for a usable row the version of its order_id that is kept: the last landed
+-- (file name, then row). Typed once, here (a table): staging, the quarantine and the
+-- reconciliation read these columns instead of parsing the raw text again.
 with
 
 source as (
@@ -36,7 +39,7 @@ normalised as (
 
 ),
 
-final as (
+typed_rows as materialized (
 
     select
         order_id,
@@ -66,6 +69,72 @@ final as (
             when status is null then 'unknown status: ' || status_raw
         end as invalid_reason
     from normalised
+
+),
+
+usable as (
+
+    select * from typed_rows where invalid_reason is null
+
+),
+
+repeated as (
+
+    -- order_ids landed more than once (rare): only their rows need ranking
+    select order_id from usable group by order_id having count(*) > 1
+
+),
+
+repeated_rows as (
+
+    select
+        source_file,
+        source_row,
+        order_id,
+        {
+            'member_id': member_id, 'ordered_at': ordered_at, 'amount': amount,
+            'status': status, 'channel': channel, 'store_id': store_id,
+            'coupon_code': coupon_code
+        } as contents
+    from usable
+    where order_id in (select order_id from repeated)
+
+),
+
+versions as (
+
+    select
+        source_file,
+        source_row,
+        contents,
+        first_value({
+            'source_file': source_file, 'source_row': source_row, 'contents': contents
+        }) over (
+            partition by order_id order by source_file desc, source_row desc
+        ) as kept
+    from repeated_rows
+
+),
+
+final as (
+
+    -- an order_id landed once is its own kept version
+    select
+        t.*,
+        case when t.invalid_reason is null
+            then coalesce(v.kept.source_file, t.source_file) end as kept_source_file,
+        case when t.invalid_reason is null
+            then coalesce(v.kept.source_row, t.source_row) end as kept_source_row,
+        case when t.invalid_reason is null
+            then v.kept is null
+                or (t.source_file, t.source_row) = (v.kept.source_file, v.kept.source_row)
+        end as is_kept_version,
+        case when t.invalid_reason is null
+            then v.kept is null or v.contents is not distinct from v.kept.contents
+        end as same_as_kept
+    from typed_rows as t
+    left join versions as v
+        on t.source_file = v.source_file and t.source_row = v.source_row
 
 )
 
