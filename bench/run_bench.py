@@ -80,10 +80,10 @@ BGNBD_PARAMS: tuple[str, ...] = ("r", "alpha", "a", "b")
 #: Parameters count as identical within this relative difference (optimizer tolerance).
 PARAM_RTOL = 1e-3
 
-TARGET_RATIO = 1.0
-TARGET_10M_SECONDS = 180.0
-TARGET_10M_RSS_GIB = 4.0
-TARGET_OVERHEAD_SECONDS = 20.0
+#: The targets of issue #15, for a 2-core, 24 GiB machine.
+TARGET_RATIO = 1.0  # crm run / plain script at 10M orders
+TARGET_10M_RSS_GIB = 3.0
+TARGET_OVERHEAD_SECONDS = 10.0
 #: "About linear": cost exponent (after subtracting the fixed overhead) at most this.
 TARGET_LINEAR_EXPONENT = 1.15
 
@@ -598,17 +598,16 @@ def size_verdicts(entry: dict[str, Any]) -> dict[str, bool | None]:
     """Target checks for one size (None = not applicable / not measurable)."""
     ours, plain = entry["ours"], entry.get("plain")
     orders = entry["dataset"]["orders"]
-    out: dict[str, bool | None] = {"ratio": None, "params": None, "10m_time": None, "10m_rss": None}
+    out: dict[str, bool | None] = {"ratio": None, "params": None, "10m_rss": None}
     if orders >= 900_000 and plain:
-        wall = ours["wall_seconds"]
-        if plain.get("success"):
-            out["ratio"] = _verdict(wall <= TARGET_RATIO * plain["wall_seconds"], ours["success"])
-        elif plain.get("timed_out"):
-            out["ratio"] = _verdict(wall <= plain.get("timeout_seconds", 0), ours["success"])
         diff = compare_params(ours.get("bgnbd"), plain.get("bgnbd"))
         out["params"] = None if diff is None else diff <= PARAM_RTOL
     if orders >= 9_000_000:
-        out["10m_time"] = _verdict(ours["wall_seconds"] <= TARGET_10M_SECONDS, ours["success"])
+        wall = ours["wall_seconds"]
+        if plain and plain.get("success"):
+            out["ratio"] = _verdict(wall <= TARGET_RATIO * plain["wall_seconds"], ours["success"])
+        elif plain and plain.get("timed_out"):
+            out["ratio"] = _verdict(wall <= plain.get("timeout_seconds", 0), ours["success"])
         out["10m_rss"] = _verdict(ours["peak_kib"] <= TARGET_10M_RSS_GIB * 1024**2, ours["success"])
     return out
 
@@ -721,10 +720,9 @@ def render_size(label: str, entry: dict[str, Any]) -> list[str]:
         lines += [_model_run_line(run, plain), ""]
     v = size_verdicts(entry)
     checks = [
-        ("crm run ≤ 1.0× plain (≥ 1M orders)", v["ratio"]),
+        (f"crm run ≤ {TARGET_RATIO:g}× plain (10M orders)", v["ratio"]),
         (f"identical BG/NBD parameters (rel. diff ≤ {PARAM_RTOL:g}, ≥ 1M orders)", v["params"]),
-        ("end-to-end ≤ 180 s (10M orders)", v["10m_time"]),
-        ("peak RSS ≤ 4 GiB (10M orders)", v["10m_rss"]),
+        (f"peak RSS ≤ {TARGET_10M_RSS_GIB:g} GiB (10M orders)", v["10m_rss"]),
     ]
     lines += ["Targets: " + "; ".join(f"{name}: {_yes(ok)}" for name, ok in checks) + ".", ""]
     return lines
@@ -772,50 +770,55 @@ def render(report: Report, wanted: Iterable[str], previous_tail: str | None) -> 
         "",
         "## Targets",
         "",
-        "Set for a 2-core, 24 GiB machine.",
+        "Issue #15's targets, for a 2-core, 24 GiB machine.",
         "",
         "| target | result |",
         "|---|---|",
     ]
-    big = [e for e in report.sizes.values() if e["dataset"]["orders"] >= 900_000]
-    if big:
-        verdicts = [size_verdicts(e) for e in big]
-        ratio = (
-            all(v["ratio"] for v in verdicts)
-            if all(v["ratio"] is not None for v in verdicts)
-            else None
-        )
-        params = (
-            all(v["params"] for v in verdicts)
-            if all(v["params"] is not None for v in verdicts)
-            else None
-        )
-        lines.append(f"| crm run ≤ 1.0× plain script at ≥ 1M orders | {_yes(ratio)} |")
-        lines.append(f"| identical BG/NBD parameters at ≥ 1M orders | {_yes(params)} |")
-    else:
-        lines.append("| crm run ≤ 1.0× plain script at ≥ 1M orders | not measured |")
-        lines.append("| identical BG/NBD parameters at ≥ 1M orders | not measured |")
-    ten = [e for e in report.sizes.values() if e["dataset"]["orders"] >= 9_000_000]
-    if ten:
-        v = size_verdicts(ten[0])
-        lines.append(
-            f"| 10M orders end-to-end ≤ 3 min | {_yes(v['10m_time'])} "
-            f"({_s(ten[0]['ours']['wall_seconds'])} s) |"
-        )
-        lines.append(
-            f"| 10M orders peak RSS ≤ 4 GiB | {_yes(v['10m_rss'])} "
-            f"({_gib(ten[0]['ours']['peak_kib'])}) |"
-        )
-    else:
-        lines.append("| 10M orders end-to-end ≤ 3 min | not measured |")
-        lines.append("| 10M orders peak RSS ≤ 4 GiB | not measured |")
     oh = report.overhead
     if oh:
         ok = oh["wall_seconds"] <= TARGET_OVERHEAD_SECONDS
         note = "" if oh["success"] else "; the run failed, see below"
-        lines.append(f"| fixed overhead ≤ 20 s | {_yes(ok)} ({_s(oh['wall_seconds'])} s{note}) |")
+        lines.append(
+            f"| fixed overhead (tiny shop, every step on) ≤ {TARGET_OVERHEAD_SECONDS:g} s | "
+            f"{_yes(ok)} ({_s(oh['wall_seconds'])} s{note}) |"
+        )
     else:
-        lines.append("| fixed overhead ≤ 20 s | not measured |")
+        lines.append(f"| fixed overhead ≤ {TARGET_OVERHEAD_SECONDS:g} s | not measured |")
+    ten = [e for e in report.sizes.values() if e["dataset"]["orders"] >= 9_000_000]
+    if ten:
+        v, ours, plain = size_verdicts(ten[0]), ten[0]["ours"], ten[0].get("plain")
+        ratio = (
+            f"{ours['wall_seconds'] / plain['wall_seconds']:.2f}×: "
+            f"{_s(ours['wall_seconds'])} s against {_s(plain['wall_seconds'])} s"
+            if plain and plain.get("success")
+            else _plain_total(plain)
+        )
+        lines.append(
+            f"| 10M orders: crm run ≤ {TARGET_RATIO:g}× the plain script | {_yes(v['ratio'])} "
+            f"({ratio}) |"
+        )
+        lines.append(
+            f"| 10M orders: peak RSS ≤ {TARGET_10M_RSS_GIB:g} GiB | {_yes(v['10m_rss'])} "
+            f"({_gib(ours['peak_kib'])}) |"
+        )
+    else:
+        lines.append(f"| 10M orders: crm run ≤ {TARGET_RATIO:g}× the plain script | not measured |")
+        lines.append(f"| 10M orders: peak RSS ≤ {TARGET_10M_RSS_GIB:g} GiB | not measured |")
+    big = [e for e in report.sizes.values() if e["dataset"]["orders"] >= 900_000]
+    verdicts = [size_verdicts(e)["params"] for e in big]
+    params = all(verdicts) if verdicts and None not in verdicts else None
+    lines.append(
+        f"| identical BG/NBD parameters at ≥ 1M orders (correctness) | "
+        f"{_yes(params) if big else 'not measured'} |"
+    )
+    lines += [
+        "| 100M orders / 20M members, CSV and Parquet: ≤ 20 min, peak ≤ 8 GiB, true "
+        "parameters within 2% | not measured (no 100M size in the harness yet; see the "
+        "profile below) |",
+        "| 1M-entry do-not-contact list + 50M-row contact history: ≤ 10% more at 10M | "
+        "not measured by the harness (see the profile below) |",
+    ]
     exp, how = linear_exponent(report)
     lin = "n/a" if exp is None else _yes(exp <= TARGET_LINEAR_EXPONENT)
     lines += [f"| cost grows about linearly with orders | {lin} ({how}) |", ""]

@@ -376,32 +376,35 @@ class _WeightedSums:
     """
 
     def __init__(self, origin: _Origin, universe: pd.Index, names: Sequence[str]) -> None:
-        position = universe.get_indexer(pd.Index(origin.member_id))
+        position = universe.get_indexer(pd.Index(origin.member_id)).astype(np.int32)
         rows = len(next(iter(origin.expected.values())))
-        a = origin.actual.astype(np.float64)
+        row = origin.row.astype(np.int32)
+        a = origin.actual.astype(np.float32)
         weeks = origin.weeks
-        ones = np.ones(len(position))
+        ones = np.ones(len(position), dtype=np.float32)
+
+        def at(k: int) -> np.ndarray:
+            return np.full(len(position), k, dtype=np.int32)
+
         cols = [
-            (position, origin.row, ones),
-            (position, rows + origin.row, a),
-            (position[origin.purchase_row], 2 * rows + origin.purchase_week,
-             origin.purchase_count.astype(np.float64)),
-            (position, np.full(len(position), 2 * rows + weeks), ones),
-            (position, np.full(len(position), 2 * rows + weeks + 1), a),
-            (position, np.full(len(position), 2 * rows + weeks + 2), a * a),
+            (position, row, ones),
+            (position, rows + row, a),
+            (position[origin.purchase_row], (2 * rows + origin.purchase_week).astype(np.int32),
+             origin.purchase_count.astype(np.float32)),
+            (position, at(2 * rows + weeks), ones),
+            (position, at(2 * rows + weeks + 1), a),
+            (position, at(2 * rows + weeks + 2), a * a),
         ]  # fmt: skip
         i, j, v = (np.concatenate(parts) for parts in zip(*cols, strict=True))
         self._transposed = sparse.csr_matrix(
-            (v.astype(np.float32), (j, i)), shape=(2 * rows + weeks + 3, len(universe))
+            (v, (j, i)), shape=(2 * rows + weeks + 3, len(universe)), dtype=np.float32
         )
+        del i, j, v, cols
         self.rows, self.weeks, self.names = rows, weeks, list(names)
         self.customers = len(universe)
         self._expected = np.column_stack([origin.expected[n] for n in self.names])
-        curve_names = [n for n in self.names if n in origin.curves]
-        self._curve_of = {n: k for k, n in enumerate(curve_names)}
-        self._by_row = np.column_stack(
-            [self._expected, self._expected**2, *(origin.curves[n] for n in curve_names)]
-        )
+        self._squares = self._expected**2
+        self._curves = origin.curves  # rows x weeks per model (not copied: they are large)
 
     def losses(
         self, weights: np.ndarray, names: Sequence[str] | None = None
@@ -414,18 +417,17 @@ class _WeightedSums:
         per_row, per_row_actual = z[:, :r], z[:, r : 2 * r]
         weekly = z[:, 2 * r : 2 * r + w]
         n, total, squares = z[:, 2 * r + w], z[:, 2 * r + w + 1], z[:, 2 * r + w + 2]
-        k = len(self.names)
-        products = per_row @ self._by_row
+        totals = per_row @ self._expected
+        second = per_row @ self._squares
         cross = per_row_actual @ self._expected
         out = {}
         for col, name in enumerate(self.names):
             if names is not None and name not in names:
                 continue
-            predicted = products[:, col]
-            squared = products[:, k + col] - 2.0 * cross[:, col] + squares
-            if name in self._curve_of:
-                at = 2 * k + self._curve_of[name] * w
-                forecast = products[:, at : at + w]
+            predicted = totals[:, col]
+            squared = second[:, col] - 2.0 * cross[:, col] + squares
+            if name in self._curves:
+                forecast = per_row @ self._curves[name]
             else:  # a baseline forecasts the total only: spread evenly over the weeks
                 forecast = predicted[:, None] * (np.arange(1, w + 1) / w)
             out[name] = _losses_from_sums(
