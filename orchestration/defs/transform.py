@@ -7,6 +7,7 @@ person wants to see (segment and stage counts, cut-offs, quarantine reasons).
 
 import base64
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -125,23 +126,31 @@ def _table_metadata(con, s: Settings, name: str) -> dict[str, Any]:
 CAMPAIGNS = "path:models/campaigns"
 
 
-#: dbt's parse of the last run's invocation, kept between runs (each run has its own
-#: target folder): dbt reuses it when the project files, the vars and the profile are
-#: unchanged (the same as-of date, playbook and working-copy path), else it parses afresh.
+#: dbt's parse, kept between runs (each run has its own target folder), one file per set
+#: of vars (warehouse path, as-of date, playbook, ...): a run with the same vars as an
+#: earlier one starts from its parse, and dbt itself re-parses whatever changed since.
 _PARSE_CACHE = "partial_parse.msgpack"
 
 
-def _run_target(context: dg.AssetExecutionContext) -> Path:
+def _parse_cache(runs: Path, dbt_vars_json: str) -> Path:
+    key = hashlib.sha256(dbt_vars_json.encode()).hexdigest()[:16]
+    return runs / f".parse-{key}.msgpack"
+
+
+def _run_target(context: dg.AssetExecutionContext, dbt_vars_json: str) -> Path:
     """One dbt target folder per run, shared by the run's dbt steps, so the second reuses
-    the first one's parse (dbt's partial parsing), and seeded with the previous run's
-    parse; folders of runs over a day old go."""
+    the first one's parse (dbt's partial parsing), and seeded with the parse of an
+    earlier run with the same vars; folders and parses over a day old go."""
     runs = dbt_project.project_dir / dbt_project.target_path / "runs"
     if runs.is_dir():
         for old in runs.iterdir():
-            if old.is_dir() and time.time() - old.stat().st_mtime > 86_400:
-                shutil.rmtree(old, ignore_errors=True)
+            if time.time() - old.stat().st_mtime > 86_400:
+                if old.is_dir():
+                    shutil.rmtree(old, ignore_errors=True)
+                elif old.name.startswith(".parse-"):
+                    old.unlink(missing_ok=True)
     target = runs / context.run_id
-    cached = runs / f".{_PARSE_CACHE}"
+    cached = _parse_cache(runs, dbt_vars_json)
     if not (target / _PARSE_CACHE).exists() and cached.exists():
         target.mkdir(parents=True, exist_ok=True)
         with contextlib.suppress(OSError):
@@ -149,19 +158,21 @@ def _run_target(context: dg.AssetExecutionContext) -> Path:
     return target
 
 
-def _keep_parse(target: Path) -> None:
-    """Offer this run's parse to the next run (replaced atomically; last writer wins)."""
+def _keep_parse(target: Path, dbt_vars_json: str) -> None:
+    """Keep this run's parse for the next run with the same vars (replaced atomically)."""
     parsed = target / _PARSE_CACHE
     if parsed.exists():
-        tmp = target.parent / f".{_PARSE_CACHE}.{os.getpid()}"
+        cached = _parse_cache(target.parent, dbt_vars_json)
+        tmp = cached.with_name(f"{cached.name}.{os.getpid()}")
         with contextlib.suppress(OSError):
             shutil.copyfile(parsed, tmp)
-            os.replace(tmp, target.parent / f".{_PARSE_CACHE}")
+            os.replace(tmp, cached)
 
 
 def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, s: Settings) -> Iterator[Any]:
     """`dbt build` of this asset's selection, then enrich the marts' materializations."""
     context.log.info(f"dbt build as of {s.as_of} on {s.warehouse}")
+    dbt_vars_json = json.dumps(dbt_vars(s), sort_keys=True)
     invocation = dbt.cli(
         # buildable: a test runs only with all its parents built (or upstream of this step);
         # unit tests check the SQL, not the data: `make test` runs them once
@@ -169,7 +180,7 @@ def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, s: Settings) 
         [
             "build",
             "--vars",
-            json.dumps(dbt_vars(s)),
+            dbt_vars_json,
             "--indirect-selection",
             "buildable",
             "--exclude-resource-type",
@@ -177,11 +188,11 @@ def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, s: Settings) 
         ],  # fmt: skip
         context=context,
         raise_on_error=False,
-        target_path=(target := _run_target(context)),
+        target_path=(target := _run_target(context, dbt_vars_json)),
     )
     # dbt holds the DuckDB file while it runs: collect its events, then enrich.
     events = list(invocation.stream())
-    _keep_parse(target)
+    _keep_parse(target, dbt_vars_json)
     with open_warehouse(s, read_only=True) as con:
         for event in events:
             if isinstance(event, dg.Output | dg.MaterializeResult) and hasattr(event, "metadata"):

@@ -536,10 +536,16 @@ def verify_send_files(
             from checked join x on x.member_key = lower(checked.member_id)
             union all
             select list_name, file, line, 'phone on the do-not-contact list'
-            from checked join x on x.phone = checked.phone or x.phone = checked.member_phone
+            from checked join x on x.phone = checked.phone
+            union all  -- equality joins only: a join on `or` compares every row with every entry
+            select list_name, file, line, 'phone on the do-not-contact list'
+            from checked join x on x.phone = checked.member_phone
             union all
             select list_name, file, line, 'email on the do-not-contact list'
-            from checked join x on x.email = checked.email or x.email = checked.member_email
+            from checked join x on x.email = checked.email
+            union all
+            select list_name, file, line, 'email on the do-not-contact list'
+            from checked join x on x.email = checked.member_email
             union all
             select list_name, file, line, 'no marketing consent'
             from checked as m where {consent_bad}

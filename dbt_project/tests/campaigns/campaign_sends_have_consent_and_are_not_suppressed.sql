@@ -24,14 +24,14 @@ suppression as (
 
 hits as (
 
+    -- equality joins only (a join on `in (a, b)` compares every send with every entry)
     select s.list_name, s.member_id from sends as s
     inner join suppression as x on x.member_key = lower(s.member_id)
+    {%- for column in ['phone', 'member_phone', 'email', 'member_email'] %}
     union all
     select s.list_name, s.member_id from sends as s
-    inner join suppression as x on x.phone in (s.phone, s.member_phone)
-    union all
-    select s.list_name, s.member_id from sends as s
-    inner join suppression as x on x.email in (s.email, s.member_email)
+    inner join suppression as x on x.{{ column.replace('member_', '') }} = s.{{ column }}
+    {%- endfor %}
     union all
     select list_name, member_id from sends
     where {% if pb.consent == 'opt_out' -%}
