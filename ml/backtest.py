@@ -556,7 +556,7 @@ def select_model(
     challengers = sorted(names[1:], key=lambda n: mean_loss[n])
     rng = np.random.default_rng(seed)
     wins = dict.fromkeys(challengers, 0)
-    block = max(1, min(draws, 2**25 // max(1, customers)))  # <= 128 MiB of weights
+    block = max(1, min(draws, 2**24 // max(1, customers)))  # <= 64 MiB of weights
     for start in range(0, draws if challengers else 0, block):
         got = mean_losses(_bootstrap_weights(rng, min(block, draws - start), customers))
         for n in challengers:
