@@ -912,9 +912,16 @@ def load_previous(output: Path) -> tuple[Report | None, str | None]:
 
 
 def save(report: Report, output: Path, tail: str | None, wanted: Iterable[str]) -> None:
-    """Write the JSON, then the Markdown rendered from it (each replaced atomically)."""
+    """Write the JSON, then the Markdown rendered from it (each replaced atomically).
+
+    The hand-written part below PROFILE_MARKER is read again now: it may have been
+    edited while the runs went on (``tail`` is used only when the page has none)."""
     from orchestration.lib.files import atomic_writer
 
+    if output.exists():
+        text = output.read_text(encoding="utf-8")
+        if PROFILE_MARKER in text:
+            tail = text.split(PROFILE_MARKER, 1)[1]
     output.parent.mkdir(parents=True, exist_ok=True)
     with atomic_writer(data_path(output)) as fh:
         fh.write(json.dumps(asdict(report), indent=2, ensure_ascii=False) + "\n")
