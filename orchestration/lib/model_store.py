@@ -7,7 +7,6 @@ and writes artifacts, so the Dagster assets stay thin.
 from __future__ import annotations
 
 import json
-import math
 import shutil
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -18,7 +17,7 @@ import duckdb
 import pandas as pd
 
 from orchestration.lib.files import write_atomic
-from orchestration.lib.warehouse import table_exists
+from orchestration.lib.warehouse import finite_float, table_exists
 
 RUNS_TABLE = "model.clv_model_runs"
 SCORES_TABLE = "model.customer_scores"
@@ -83,14 +82,6 @@ def read_weekly_repeat_purchases(con: duckdb.DuckDBPyConnection) -> pd.DataFrame
     return con.sql("select week_start, repeat_purchases from marts.repeat_purchases_weekly").df()
 
 
-def _num(value: Any) -> float | None:
-    try:
-        f = float(value)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None
-
-
 @dataclass
 class RunRow:
     model: str
@@ -131,11 +122,14 @@ def record_runs(
             [
                 run_id, model_version, as_of, now, r.model, r.stage, time_unit,
                 json.dumps(r.params, sort_keys=True), r.selected, False, status, status_reason,
-                _num(r.penalizer), _num(r.log_likelihood), r.customers, r.repeat_customers,
-                r.histogram_rows, holdout_days, _num(m.get("rmse")), _num(m.get("mae")),
-                _num(m.get("aggregate_error_pct")), _num(m.get("correlation")),
-                _num(m.get("brier")), _num(m.get("top_decile_share")), _num(base.get("rmse")),
-                _num(base.get("mae")), _num(base.get("brier")), _num(r.frequency_spend_corr),
+                finite_float(r.penalizer), finite_float(r.log_likelihood), r.customers,
+                r.repeat_customers, r.histogram_rows, holdout_days,
+                *(finite_float(m.get(k)) for k in (
+                    "rmse", "mae", "aggregate_error_pct", "correlation", "brier",
+                    "top_decile_share",
+                )),
+                *(finite_float(base.get(k)) for k in ("rmse", "mae", "brier")),
+                finite_float(r.frequency_spend_corr),
             ]
         )  # fmt: skip
     if records:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from collections.abc import Iterator
@@ -87,6 +88,15 @@ def table_exists(con: duckdb.DuckDBPyConnection, qualified: str) -> bool:
 
 
 _MD_SPECIAL = str.maketrans({c: "\\" + c for c in "\\|[]<>`*"} | {"\n": " ", "\r": " "})
+
+
+def finite_float(value: object) -> float | None:
+    """A stored number as a float; None when it is missing, not a number, NaN or infinite."""
+    try:
+        out = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return out if math.isfinite(out) else None
 
 
 def md_text(value: object) -> str:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 import os
 import re
 import stat
@@ -28,6 +27,7 @@ import pyarrow.parquet as pq
 
 from orchestration.errors import CrmError
 from orchestration.lib.personal_data import mask_frame
+from orchestration.lib.warehouse import finite_float
 from orchestration.portal.i18n import translate
 from orchestration.settings import Settings
 
@@ -421,13 +421,13 @@ def list_detail(day: Day, name: str) -> ListDetail | None:
                 sends=sends_by_group.get(group, 0) if parquet is not None else None,
                 control=control_by_group.get(group, 0) if intact.get(control_key) else None,
                 customers=_int(f.get("customers")),
-                buyers=_float(f.get("expected_buyers")),
-                buyers_low=_float(f.get("buyers_low")),
-                buyers_high=_float(f.get("buyers_high")),
-                revenue=_float(f.get("expected_revenue")),
-                revenue_low=_float(f.get("revenue_low")),
-                revenue_high=_float(f.get("revenue_high")),
-                cumulative_buyers=_float(f.get("cumulative_buyers")),
+                buyers=finite_float(f.get("expected_buyers")),
+                buyers_low=finite_float(f.get("buyers_low")),
+                buyers_high=finite_float(f.get("buyers_high")),
+                revenue=finite_float(f.get("expected_revenue")),
+                revenue_low=finite_float(f.get("revenue_low")),
+                revenue_high=finite_float(f.get("revenue_high")),
+                cumulative_buyers=finite_float(f.get("cumulative_buyers")),
             )
         )
     return ListDetail(day, summary, rows, preview, campaign_id, intact)
@@ -445,16 +445,8 @@ def _dates_as_days(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _float(value: Any) -> float | None:
-    try:
-        out = float(value)
-    except (TypeError, ValueError):
-        return None
-    return out if math.isfinite(out) else None
-
-
 def _int(value: Any) -> int | None:
-    out = _float(value)
+    out = finite_float(value)
     return int(out) if out is not None else None
 
 

@@ -43,12 +43,7 @@ def true_losses(world: World, draws: int = 200) -> tuple[dict[str, float], dict[
     samples = [rng.integers(0, len(x), len(x)) for _ in range(draws)]
 
     def loss(cum: np.ndarray, idx: np.ndarray | slice) -> float:
-        actual_cum = np.cumsum(actual_weekly[idx], axis=1)
-        actual, predicted = actual_cum[:, -1], cum[idx][:, -1]
-        total = actual.sum()
-        tracking = np.mean(np.abs(cum[idx].sum(axis=0) - actual_cum.sum(axis=0))) / total
-        rmse = np.sqrt(np.mean((predicted - actual) ** 2)) / actual.mean()
-        return rmse + abs(predicted.sum() / total - 1) + tracking
+        return _direct_loss(actual_weekly[idx], cum[idx])
 
     losses, boot = {}, {}
     for name, model in fitted.items():
