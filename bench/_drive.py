@@ -26,6 +26,9 @@ def main() -> int:
 
         result["import_seconds"] = time.perf_counter() - started
         loaded = time.perf_counter()
+        from orchestration.defs.project import prepare_if_stale
+
+        prepare_if_stale()  # a fresh checkout has no manifest; the definitions need one
         import orchestration.definitions  # noqa: F401 - timed here; run_pipeline reuses it
 
         result["definitions_seconds"] = time.perf_counter() - loaded

@@ -61,6 +61,8 @@ PYTHON = sys.executable
 ORDERS_PER_MEMBER = 4.65
 #: Named sizes -> members to generate (measured to land close to 100k / 1M / 10M orders).
 SIZES: dict[str, int] = {"100k": 21_200, "1m": 215_000, "10m": 2_150_000}
+#: Sizes run only when asked for (``--sizes 100m``): the 100M-order target of issue #15.
+LARGE_SIZES: dict[str, int] = {"100m": 21_500_000}
 #: The fixed-overhead dataset (enough customers for the model steps' minimums).
 TINY = ("tiny", 1_000)
 DEFAULT_SEED = 42
@@ -84,6 +86,12 @@ PARAM_RTOL = 1e-3
 TARGET_RATIO = 1.0  # crm run / plain script at 10M orders
 TARGET_10M_RSS_GIB = 3.0
 TARGET_OVERHEAD_SECONDS = 10.0
+TARGET_100M_SECONDS = 20 * 60.0  # end to end, from CSV and from Parquet
+TARGET_100M_RSS_GIB = 8.0
+#: The generator's true BG/NBD parameters are recovered within this relative difference.
+TARGET_TRUTH_RTOL = 0.02
+#: Orders from which a size counts as "10M" / "100M" for the targets.
+TEN_M, HUNDRED_M = 9_000_000, 90_000_000
 #: "About linear": cost exponent (after subtracting the fixed overhead) at most this.
 TARGET_LINEAR_EXPONENT = 1.15
 
@@ -199,6 +207,18 @@ def _result_line(path: Path, prefix: str) -> dict[str, Any] | None:
     return json.loads(found) if found else None
 
 
+def _exit_text(returncode: int | None) -> str:
+    """``exit N``, naming a kill signal (SIGKILL is what the kernel's out-of-memory killer
+    sends)."""
+    if returncode is not None and returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = f"signal {-returncode}"
+        return f"killed by {name}" + (" (out of memory?)" if name == "SIGKILL" else "")
+    return f"exit {returncode}"
+
+
 def _stderr_tail(path: Path, lines: int = 3) -> str:
     text = path.read_text(encoding="utf-8", errors="replace").strip().splitlines()
     return " | ".join(text[-lines:])
@@ -210,11 +230,12 @@ def _stderr_tail(path: Path, lines: int = 3) -> str:
 def parse_size(label: str) -> tuple[str, int]:
     """Map ``100k`` / ``1m`` / ``250k`` to (label, members to generate)."""
     label = label.strip().lower()
-    if label in SIZES:
-        return label, SIZES[label]
+    named = {**SIZES, **LARGE_SIZES}
+    if label in named:
+        return label, named[label]
     m = re.fullmatch(r"(\d+(?:\.\d+)?)([km]?)", label)
     if not m:
-        raise argparse.ArgumentTypeError(f"size {label!r}: use e.g. 100k, 1m, 10m")
+        raise argparse.ArgumentTypeError(f"size {label!r}: use e.g. 100k, 1m, 10m, 100m")
     orders = float(m.group(1)) * {"": 1, "k": 1e3, "m": 1e6}[m.group(2)]
     return label, max(100, int(round(orders / ORDERS_PER_MEMBER, -2)))
 
@@ -257,6 +278,53 @@ def ensure_dataset(
     return info
 
 
+def ensure_parquet(label: str, say: Callable[[str], None], data_dir: Path = DATA_DIR) -> dict:
+    """Parquet copies of the dataset's landing files in ``<label>/landing-parquet``.
+
+    Typed as DuckDB's CSV sniffer reads them (timestamps, numbers, booleans), as a
+    warehouse export would be; the pipeline reads Parquet columns as text like CSV
+    fields. Cached while the CSV dataset's stamp is unchanged."""
+    import duckdb
+
+    src, dst = data_dir / label / "landing", data_dir / label / "landing-parquet"
+    source = json.loads((src / "bench-dataset.json").read_text(encoding="utf-8"))
+    stamp = dst / "bench-dataset.json"
+    if stamp.exists():
+        info = json.loads(stamp.read_text(encoding="utf-8"))
+        if info.get("source") == source:
+            say(f"[{label}] reusing {dst}")
+            return info
+    _rm(dst)
+    dst.mkdir(parents=True)
+    say(f"[{label}] converting {src} to Parquet in {dst}")
+    started = time.perf_counter()
+    con = duckdb.connect()
+    try:
+        con.execute(f"SET temp_directory = '{data_dir / label / 'duckdb_tmp'}'")
+        for path in sorted(src.iterdir()):
+            if path.suffix.lower() == ".csv":
+                target = dst / f"{path.stem}.parquet"
+                con.execute(
+                    f"COPY (SELECT * FROM read_csv('{path}', header = true)) TO '{target}' "
+                    "(FORMAT parquet, COMPRESSION zstd)"
+                )
+            elif path.name != stamp.name and path.is_file():
+                shutil.copy2(path, dst / path.name)
+    finally:
+        con.close()
+    _rm(data_dir / label / "duckdb_tmp")
+    size = sum(p.stat().st_size for p in dst.iterdir())
+    info = {
+        "source": source,
+        "converted_seconds": round(time.perf_counter() - started, 1),
+        "bytes": size,
+        "csv_bytes": sum(p.stat().st_size for p in src.glob("*.csv")),
+    }
+    stamp.write_text(json.dumps(info), encoding="utf-8")
+    say(f"[{label}] Parquet: {size / 1024**3:.2f} GiB in {info['converted_seconds']} s")
+    return info
+
+
 # --------------------------------------------------------------------------- runs
 
 
@@ -285,16 +353,22 @@ def _rm(path: Path) -> None:
         shutil.rmtree(path)
 
 
-def run_ours(label: str, end: date, timeout: float, data_dir: Path = DATA_DIR) -> dict[str, Any]:
-    """Run the whole pipeline on the dataset in a fresh process and collect the figures."""
-    base = data_dir / label
+def run_ours(
+    label: str, end: date, timeout: float, data_dir: Path = DATA_DIR, fmt: str = "csv"
+) -> dict[str, Any]:
+    """Run the whole pipeline on the dataset in a fresh process and collect the figures.
+
+    ``fmt="parquet"`` reads the Parquet copies (``ensure_parquet``) and keeps its
+    warehouse, models, exports and logs in ``<label>/parquet``."""
+    landing = data_dir / label / ("landing" if fmt == "csv" else "landing-parquet")
+    base = data_dir / label if fmt == "csv" else data_dir / label / fmt
     warehouse = base / "warehouse.duckdb"
     models_dir, export_dir = base / "models", base / "exports"
     for stale in (warehouse, base / "warehouse.duckdb.wal", models_dir, export_dir):
         _rm(stale)
     env = {
         **os.environ,
-        "CRM_LANDING_DIR": str(base / "landing"),
+        "CRM_LANDING_DIR": str(landing),
         "CRM_WAREHOUSE": str(warehouse),
         "CRM_EXPORT_DIR": str(export_dir),
         "CRM_MODELS_DIR": str(models_dir),
@@ -314,7 +388,7 @@ def run_ours(label: str, end: date, timeout: float, data_dir: Path = DATA_DIR) -
     if m.timed_out:
         failure = f"timed out after {timeout:.0f} s"
     elif not res:
-        failure = f"exit {m.returncode}: {_stderr_tail(m.stderr)}"
+        failure = f"{_exit_text(m.returncode)}: {_stderr_tail(m.stderr)}"
     model_run = read_model_run(warehouse, models_dir, res.get("run_id"))
     return {
         "success": bool(res.get("success")) and not m.timed_out,
@@ -361,7 +435,7 @@ def run_plain(label: str, end: date, timeout: float, data_dir: Path = DATA_DIR) 
     if timed_out:
         failure = f"timed out after {timeout:.0f} s"
     elif not res:
-        failure = f"exit {m.returncode}: {_stderr_tail(m.stderr)}"
+        failure = f"{_exit_text(m.returncode)}: {_stderr_tail(m.stderr)}"
     stages: dict[str, float] = {}
     for phase, seconds in res.get("phases", {}).items():
         stage = PLAIN_STAGES.get(phase, "other")
@@ -500,6 +574,15 @@ def compare_params(ours: dict[str, Any] | None, plain: dict[str, Any] | None) ->
     return max(diffs) if diffs else None
 
 
+def true_bgnbd() -> dict[str, float]:
+    """The demo generator's BG/NBD parameters in weeks (orchestration/demo/shop.py draws
+    purchase rates per operational day, so ``alpha_week = alpha_day / 7``)."""
+    from orchestration.demo import shop
+
+    per_day = {"r": shop.BTYD_R, "alpha": shop.BTYD_ALPHA, "a": shop.BTYD_A, "b": shop.BTYD_B}
+    return _in_weeks(per_day, "day")
+
+
 # --------------------------------------------------------------------------- machine
 
 
@@ -594,6 +677,24 @@ def _verdict(ok: bool, success: bool) -> bool | None:
     return ok if success else (False if not ok else None)
 
 
+def crm_runs(entry: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """The size's crm runs by input format: CSV, and Parquet when it was measured."""
+    runs = [("CSV", entry["ours"])]
+    if entry.get("ours_parquet"):
+        runs.append(("Parquet", entry["ours_parquet"]))
+    return runs
+
+
+def hundred_m_verdicts(run: dict[str, Any]) -> dict[str, bool | None]:
+    """The 100M targets for one crm run: time, peak RSS, the generator's truth."""
+    diff = compare_params(run.get("bgnbd"), true_bgnbd())
+    return {
+        "time": _verdict(run["wall_seconds"] <= TARGET_100M_SECONDS, run["success"]),
+        "rss": _verdict(run["peak_kib"] <= TARGET_100M_RSS_GIB * 1024**2, run["success"]),
+        "truth": None if diff is None else diff <= TARGET_TRUTH_RTOL,
+    }
+
+
 def size_verdicts(entry: dict[str, Any]) -> dict[str, bool | None]:
     """Target checks for one size (None = not applicable / not measurable)."""
     ours, plain = entry["ours"], entry.get("plain")
@@ -602,7 +703,7 @@ def size_verdicts(entry: dict[str, Any]) -> dict[str, bool | None]:
     if orders >= 900_000 and plain:
         diff = compare_params(ours.get("bgnbd"), plain.get("bgnbd"))
         out["params"] = None if diff is None else diff <= PARAM_RTOL
-    if orders >= 9_000_000:
+    if TEN_M <= orders < HUNDRED_M:
         wall = ours["wall_seconds"]
         if plain and plain.get("success"):
             out["ratio"] = _verdict(wall <= TARGET_RATIO * plain["wall_seconds"], ours["success"])
@@ -700,22 +801,35 @@ def render_size(label: str, entry: dict[str, Any]) -> list[str]:
     if plain and plain.get("phases"):
         phases = ", ".join(f"{k} {v:.1f}" for k, v in plain["phases"].items())
         lines += [f"Plain script phases (s): {phases}.", ""]
+    pq_run = entry.get("ours_parquet")
+    if pq_run:
+        lines += [_parquet_line(entry, pq_run), ""]
     ob, pb = ours.get("bgnbd"), (plain or {}).get("bgnbd")
-    lines += ["| BG/NBD (weeks) | crm run | plain script |", "|---|--:|--:|"]
+    truth = true_bgnbd()
+    lines += [
+        "| BG/NBD (weeks) | crm run | plain script | generator's truth |",
+        "|---|--:|--:|--:|",
+    ]
     for p in BGNBD_PARAMS:
         o = f"{ob[p]:.6g}" if ob and p in ob else "n/a"
         q = f"{pb[p]:.6g}" if pb and p in pb else "n/a"
-        lines.append(f"| {p} | {o} | {q} |")
+        lines.append(f"| {p} | {o} | {q} | {truth[p]:.6g} |")
     run = ours.get("model_run") or {}
     ogg, pgg = run.get("gamma_gamma"), (plain or {}).get("gamma_gamma")
     if ogg:
         for p in ("p", "q", "v"):
             q = f"{pgg[p]:.6g}" if pgg and p in pgg else "n/a"
-            lines.append(f"| Gamma-Gamma {p} | {ogg[p]:.6g} | {q} |")
-    diff = compare_params(ob, pb)
+            lines.append(f"| Gamma-Gamma {p} | {ogg[p]:.6g} | {q} | |")
+    diff, off = compare_params(ob, pb), compare_params(ob, truth)
     src = f" (ours from {ob['source']})" if ob else ""
     diff_txt = "n/a" if diff is None else f"{diff:.2e}"
-    lines += ["", f"Largest relative parameter difference: {diff_txt}{src}.", ""]
+    off_txt = "n/a" if off is None else f"{off:.1%}"
+    lines += [
+        "",
+        f"Largest relative parameter difference: {diff_txt}{src}; from the generator's "
+        f"truth: {off_txt}.",
+        "",
+    ]
     if run:
         lines += [_model_run_line(run, plain), ""]
     v = size_verdicts(entry)
@@ -724,8 +838,37 @@ def render_size(label: str, entry: dict[str, Any]) -> list[str]:
         (f"identical BG/NBD parameters (rel. diff ≤ {PARAM_RTOL:g}, ≥ 1M orders)", v["params"]),
         (f"peak RSS ≤ {TARGET_10M_RSS_GIB:g} GiB (10M orders)", v["10m_rss"]),
     ]
+    if ds["orders"] >= HUNDRED_M:
+        for fmt, one in crm_runs(entry):
+            h = hundred_m_verdicts(one)
+            checks += [
+                (f"{fmt}: ≤ {TARGET_100M_SECONDS / 60:g} min", h["time"]),
+                (f"{fmt}: peak RSS ≤ {TARGET_100M_RSS_GIB:g} GiB", h["rss"]),
+                (f"{fmt}: true parameters within {TARGET_TRUTH_RTOL:.0%}", h["truth"]),
+            ]
     lines += ["Targets: " + "; ".join(f"{name}: {_yes(ok)}" for name, ok in checks) + ".", ""]
     return lines
+
+
+def _parquet_line(entry: dict[str, Any], run: dict[str, Any]) -> str:
+    """One paragraph on the crm run from the Parquet copies of the same files."""
+    conv = entry.get("parquet") or {}
+    size = (
+        f": {conv['bytes'] / 1024**3:.2f} GiB against {conv['csv_bytes'] / 1024**3:.2f} GiB of "
+        f"CSV, converted in {conv['converted_seconds']:.0f} s"
+        if conv.get("bytes")
+        else ""
+    )
+    stages = ", ".join(f"{k} {v:.1f}" for k, v in run["stages"].items())
+    failed = "" if run["success"] else f" **The run failed:** {run.get('failure')}."
+    diff = compare_params(run.get("bgnbd"), entry["ours"].get("bgnbd"))
+    same = "" if diff is None else f"; BG/NBD parameters differ from the CSV run's by {diff:.1e}"
+    return (
+        f"**From Parquet** (typed copies of the same files{size}): total wall "
+        f"**{_s(run['wall_seconds'])} s**, peak RSS {_gib(run['peak_kib'])} (largest process "
+        f"{_gib(run['maxrss_kib'])}); stages (s): {stages}; load average before "
+        f"{_load(run)}{same}.{failed}"
+    )
 
 
 def _model_run_line(run: dict[str, Any], plain: dict[str, Any] | None) -> str:
@@ -743,6 +886,30 @@ def _model_run_line(run: dict[str, Any], plain: dict[str, Any] | None) -> str:
         f"{n(run.get('histogram_rows'))} histogram rows; artifacts "
         f"`{run.get('params_json') or 'none'}`."
     )
+
+
+def _hundred_m_row(report: Report) -> str:
+    """The targets-table row of the 100M size, per input format."""
+    name = (
+        f"| 100M orders / 20M members, CSV and Parquet: ≤ {TARGET_100M_SECONDS / 60:g} min, "
+        f"peak ≤ {TARGET_100M_RSS_GIB:g} GiB, true parameters within {TARGET_TRUTH_RTOL:.0%} |"
+    )
+    big = [e for e in report.sizes.values() if e["dataset"]["orders"] >= HUNDRED_M]
+    if not big:
+        return f"{name} not measured (`--sizes 100m --parquet`) |"
+    parts = []
+    for fmt, run in crm_runs(big[0]):
+        v = hundred_m_verdicts(run)
+        off = compare_params(run.get("bgnbd"), true_bgnbd())
+        failed = "" if run["success"] else ", failed"
+        parts.append(
+            f"{fmt}: {_yes(v['time'] and v['rss'] and v['truth'])} "
+            f"({run['wall_seconds'] / 60:.1f} min, {_gib(run['peak_kib'])}, "
+            f"{'n/a' if off is None else f'{off:.1%}'} off{failed})"
+        )
+    if len(parts) == 1:
+        parts.append("Parquet: not measured")
+    return f"{name} {'; '.join(parts)} |"
 
 
 def render(report: Report, wanted: Iterable[str], previous_tail: str | None) -> str:
@@ -785,7 +952,7 @@ def render(report: Report, wanted: Iterable[str], previous_tail: str | None) -> 
         )
     else:
         lines.append(f"| fixed overhead ≤ {TARGET_OVERHEAD_SECONDS:g} s | not measured |")
-    ten = [e for e in report.sizes.values() if e["dataset"]["orders"] >= 9_000_000]
+    ten = [e for e in report.sizes.values() if TEN_M <= e["dataset"]["orders"] < HUNDRED_M]
     if ten:
         v, ours, plain = size_verdicts(ten[0]), ten[0]["ours"], ten[0].get("plain")
         ratio = (
@@ -812,10 +979,8 @@ def render(report: Report, wanted: Iterable[str], previous_tail: str | None) -> 
         f"| identical BG/NBD parameters at ≥ 1M orders (correctness) | "
         f"{_yes(params) if big else 'not measured'} |"
     )
+    lines.append(_hundred_m_row(report))
     lines += [
-        "| 100M orders / 20M members, CSV and Parquet: ≤ 20 min, peak ≤ 8 GiB, true "
-        "parameters within 2% | not measured (no 100M size in the harness yet; see the "
-        "profile below) |",
         "| 1M-entry do-not-contact list + 50M-row contact history: ≤ 10% more at 10M | "
         "not measured by the harness (see the profile below) |",
     ]
@@ -865,6 +1030,7 @@ def render(report: Report, wanted: Iterable[str], previous_tail: str | None) -> 
         "",
         "```bash",
         "make bench                                        # 100k, 1m and 10m orders",
+        'make bench BENCH_ARGS="--sizes 100m --parquet --skip-overhead --timeout 7200"',
         'make bench BENCH_ARGS="--sizes 100k"              # one size (others are kept)',
         'make bench BENCH_ARGS="--sizes 1m --skip-plain"   # pipeline only',
         ".venv/bin/python bench/run_bench.py --help",
@@ -872,9 +1038,12 @@ def render(report: Report, wanted: Iterable[str], previous_tail: str | None) -> 
         "",
         f"Datasets: `orchestration.demo.generate_demo_data` with seed {report.seed} "
         f"and end {report.end} (the run's as-of date), cached in `data/bench/<size>/landing` "
-        "and reused while members, seed and end match. Each `crm run` gets a fresh warehouse, "
-        "models and exports folder under `data/bench/<size>/`; logs are in "
-        "`data/bench/<size>/logs/`. Run nothing else on the machine meanwhile.",
+        "and reused while members, seed and end match (`--parquet`: typed Parquet copies in "
+        "`data/bench/<size>/landing-parquet`, run in `data/bench/<size>/parquet/`). Each "
+        "`crm run` gets a fresh warehouse, models and exports folder under "
+        "`data/bench/<size>/`; logs are in `data/bench/<size>/logs/`. The generator's truth is "
+        "`orchestration/demo/shop.py`'s BG/NBD parameters in weeks. Run nothing else on the "
+        "machine meanwhile.",
         "",
         "The figures are kept in [benchmarks.json](benchmarks.json) (this page is rendered from "
         "it: `bench/run_bench.py --render-only`); the model figures of a run come from its rows "
@@ -938,7 +1107,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--sizes",
         default="100k,1m,10m",
-        help="comma-separated sizes in orders (100k, 1m, 10m or e.g. 250k); default all three",
+        help="comma-separated sizes in orders (100k, 1m, 10m, 100m or e.g. 250k); default "
+        "100k,1m,10m",
+    )
+    p.add_argument(
+        "--parquet",
+        action="store_true",
+        help="also run the pipeline on Parquet copies of each size's landing files",
     )
     p.add_argument("--skip-plain", action="store_true", help="do not run the plain script")
     p.add_argument(
@@ -1024,7 +1199,16 @@ def main(argv: list[str] | None = None) -> int:
             f"[{label}] crm run {ours['wall_seconds']:.1f} s, peak {_gib(ours['peak_kib'])}, "
             f"success={ours['success']} {ours['failure'] or ''}"
         )
-        plain = None
+        entry: dict[str, Any] = {
+            "dataset": ds,
+            "ours": ours,
+            "plain": None,
+            "measured": today,
+            "machine": machine,
+        }
+        # Written after every run so a long benchmark leaves its partial results behind.
+        report.sizes[label] = entry
+        save(report, output, tail, SIZES)
         if not args.skip_plain:
             say(f"[{label}] plain script ...")
             plain = run_plain(label, args.end, args.plain_timeout, data_dir)
@@ -1032,15 +1216,19 @@ def main(argv: list[str] | None = None) -> int:
                 f"[{label}] plain {plain['wall_seconds']:.1f} s, peak {_gib(plain['peak_kib'])}, "
                 f"success={plain['success']} {plain['failure'] or ''}"
             )
-        report.sizes[label] = {
-            "dataset": ds,
-            "ours": ours,
-            "plain": plain,
-            "measured": today,
-            "machine": machine,
-        }
-        # Write after every size so a long run leaves its partial results behind.
-        save(report, output, tail, SIZES)
+            entry["plain"] = plain
+            save(report, output, tail, SIZES)
+        if args.parquet:
+            entry["parquet"] = ensure_parquet(label, say, data_dir)
+            say(f"[{label}] crm run from Parquet ...")
+            pq_run = run_ours(label, args.end, args.timeout, data_dir, fmt="parquet")
+            say(
+                f"[{label}] crm run from Parquet {pq_run['wall_seconds']:.1f} s, peak "
+                f"{_gib(pq_run['peak_kib'])}, success={pq_run['success']} "
+                f"{pq_run['failure'] or ''}"
+            )
+            entry["ours_parquet"] = pq_run
+            save(report, output, tail, SIZES)
 
     save(report, output, tail, SIZES)
     say(f"wrote {_rel(data_path(output))} and {_rel(output)}")

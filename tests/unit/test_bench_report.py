@@ -1,0 +1,115 @@
+"""The benchmark harness's own logic: the 100M targets, the generator's truth, the
+Parquet copies and how a killed child is reported (bench/run_bench.py)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import signal
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("run_bench", ROOT / "bench" / "run_bench.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["run_bench"] = module  # dataclasses resolve their module by name
+    spec.loader.exec_module(module)
+    return module
+
+
+def _run(wall: float, peak_gib: float, bgnbd: dict | None, success: bool = True) -> dict:
+    kib = int(peak_gib * 1024**2)
+    return {
+        "success": success,
+        "failure": None if success else "exit 1: boom",
+        "timed_out": False,
+        "wall_seconds": wall,
+        "peak_kib": kib,
+        "maxrss_kib": kib,
+        "tree_peak_kib": kib,
+        "stages": {"ingest": 1.0},
+        "step_seconds": {"raw_orders": 1.0},
+        "loadavg_before": 0.1,
+        "bgnbd": bgnbd,
+    }
+
+
+def test_truth_is_the_generators_parameters_in_weeks(bench) -> None:
+    from orchestration.demo import shop
+
+    truth = bench.true_bgnbd()
+    assert truth["alpha"] == pytest.approx(shop.BTYD_ALPHA / 7)
+    assert (truth["r"], truth["a"], truth["b"]) == (shop.BTYD_R, shop.BTYD_A, shop.BTYD_B)
+
+
+def test_hundred_m_verdicts_per_format(bench) -> None:
+    truth = bench.true_bgnbd()
+    close = {k: v * 1.01 for k, v in truth.items()}
+    far = {**truth, "alpha": truth["alpha"] * 1.05}
+    assert bench.hundred_m_verdicts(_run(1100, 7.5, close)) == {
+        "time": True,
+        "rss": True,
+        "truth": True,
+    }
+    assert bench.hundred_m_verdicts(_run(1300, 9.0, far)) == {
+        "time": False,
+        "rss": False,
+        "truth": False,
+    }
+    # A failed run can miss a target but never meet one.
+    failed = bench.hundred_m_verdicts(_run(100, 1.0, None, success=False))
+    assert failed == {"time": None, "rss": None, "truth": None}
+
+
+def test_hundred_m_row_names_each_format(bench) -> None:
+    truth = bench.true_bgnbd()
+    report = bench.Report(written="now", machine={}, seed=42, end="2026-06-30")
+    assert "not measured" in bench._hundred_m_row(report)
+    entry = {
+        "dataset": {"orders": 100_100_000, "members": 21_500_000, "seed": 42, "end": "x"},
+        "ours": _run(1500, 6.0, {k: v * 1.03 for k, v in truth.items()}),
+        "plain": None,
+    }
+    report.sizes["100m"] = entry
+    row = bench._hundred_m_row(report)
+    assert "CSV: **no** (25.0 min, 6.00 GiB, 3.0% off)" in row
+    assert "Parquet: not measured" in row
+    entry["ours_parquet"] = _run(1000, 5.0, truth)
+    assert "Parquet: **yes** (16.7 min, 5.00 GiB, 0.0% off)" in bench._hundred_m_row(report)
+
+
+def test_killed_child_is_named(bench) -> None:
+    assert bench._exit_text(-signal.SIGKILL) == "killed by SIGKILL (out of memory?)"
+    assert bench._exit_text(-signal.SIGTERM) == "killed by SIGTERM"
+    assert bench._exit_text(2) == "exit 2"
+
+
+def test_parquet_copies_hold_the_same_rows(bench, tmp_path: Path) -> None:
+    landing = tmp_path / "5k" / "landing"
+    landing.mkdir(parents=True)
+    (landing / "orders.csv").write_text(
+        "order_id,member_id,ordered_at,amount\nO1,M01,2026-01-02 10:00:00,12.50\n"
+        'O2,"M,02",2026-01-03 11:00:00,7\n',
+        encoding="utf-8",
+    )
+    (landing / ".crm-demo").write_text("demo", encoding="utf-8")
+    (landing / "bench-dataset.json").write_text(json.dumps({"members": 2}), encoding="utf-8")
+    said: list[str] = []
+    info = bench.ensure_parquet("5k", said.append, tmp_path)
+    out = tmp_path / "5k" / "landing-parquet"
+    rows = duckdb.sql(f"select * from read_parquet('{out / 'orders.parquet'}')").fetchall()
+    assert [(r[0], r[1], float(r[3])) for r in rows] == [("O1", "M01", 12.5), ("O2", "M,02", 7.0)]
+    assert (out / ".crm-demo").exists()
+    assert info["source"] == {"members": 2}
+    # Cached while the CSV dataset is unchanged; converted again when it changes.
+    assert bench.ensure_parquet("5k", said.append, tmp_path) == info
+    assert said[-1].endswith("reusing " + str(out))
+    (landing / "bench-dataset.json").write_text(json.dumps({"members": 3}), encoding="utf-8")
+    assert bench.ensure_parquet("5k", said.append, tmp_path)["source"] == {"members": 3}
