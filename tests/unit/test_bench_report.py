@@ -113,3 +113,40 @@ def test_parquet_copies_hold_the_same_rows(bench, tmp_path: Path) -> None:
     assert said[-1].endswith("reusing " + str(out))
     (landing / "bench-dataset.json").write_text(json.dumps({"members": 3}), encoding="utf-8")
     assert bench.ensure_parquet("5k", said.append, tmp_path)["source"] == {"members": 3}
+
+
+def test_contact_load_has_the_promised_shape(bench, tmp_path: Path) -> None:
+    from orchestration.lib.playbook import load_playbook
+
+    landing = tmp_path / "5k" / "landing"
+    landing.mkdir(parents=True)
+    lines = ["member_id,phone,email"] + [
+        f"M{i:04d},{'1390000' + f'{i:04d}' if i % 2 else ''},{f'm{i}@x.cn' if i % 5 else ''}"
+        for i in range(1, 301)
+    ]
+    (landing / "members.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    stamp = {"members": 300, "orders": 3_000, "end": "2026-06-30"}
+    (landing / "bench-dataset.json").write_text(json.dumps(stamp), encoding="utf-8")
+    info = bench.ensure_contacts("5k", lambda _: None, tmp_path)
+
+    dnc = duckdb.sql(
+        f"select * from read_csv('{tmp_path / '5k/landing-contacts/suppression.csv'}', "
+        "all_varchar = true)"
+    ).fetchall()
+    assert len(dnc) == info["suppression_entries"] > 0
+    # Every entry names exactly one identifier, and a third or so are phones or emails.
+    assert all(sum(v is not None for v in row[:3]) == 1 for row in dnc)
+    assert {i for row in dnc for i, v in enumerate(row[:3]) if v} == {0, 1, 2}
+    assert (tmp_path / "5k/landing-contacts/members.csv").stat().st_nlink == 2  # a hard link
+
+    con = duckdb.connect(str(tmp_path / "5k" / bench.HISTORY_SEED), read_only=True)
+    rows, distinct, first, last, lists, unknown = con.execute(
+        "select count(*), count(distinct (as_of_date, list_name, member_id)), min(as_of_date), "
+        "max(as_of_date), count(distinct list_name), "
+        "count(*) filter (where cast(substr(member_id, 2) as int) not between 1 and 300) "
+        "from campaigns.contact_history"
+    ).fetchall()[0]
+    assert rows == distinct == 3_000 * bench.HISTORY_ROWS_PER_ORDER == info["history_rows"]
+    assert str(last) == "2026-06-29" and (last - first).days < bench.HISTORY_DAYS
+    assert lists == len(load_playbook(ROOT / "campaigns.yml").lists)
+    assert unknown == 0
