@@ -470,6 +470,36 @@ def stage_of(step: str) -> str:
     return "other"
 
 
+#: How many of a run's slowest dbt models and tests the page lists.
+SLOWEST_DBT_NODES = 12
+
+
+def dbt_node_seconds(dagster_home: Path, run_id: str | None) -> dict[str, float]:
+    """Seconds per dbt model and test of a run, slowest first: the "Execution Duration"
+    dagster-dbt records on each materialization and asset check of the run's event log."""
+    if not run_id or not (dagster_home / "dagster.yaml").exists():
+        return {}
+    from dagster import DagsterEventType, DagsterInstance
+
+    kinds = {DagsterEventType.ASSET_MATERIALIZATION, DagsterEventType.ASSET_CHECK_EVALUATION}
+    seconds: dict[str, float] = {}
+    with DagsterInstance.from_config(str(dagster_home)) as instance:
+        for record in instance.all_logs(run_id, of_type=kinds):
+            event = record.dagster_event
+            data = event.event_specific_data
+            if event.event_type == DagsterEventType.ASSET_MATERIALIZATION:
+                materialization = data.materialization
+                name = materialization.asset_key.to_user_string()
+                metadata = materialization.metadata
+            else:
+                name = f"{data.asset_key.to_user_string()}:{data.check_name}"
+                metadata = data.metadata
+            duration = metadata.get("Execution Duration")
+            if duration is not None:
+                seconds[name] = float(duration.value)
+    return dict(sorted(seconds.items(), key=lambda kv: -kv[1]))
+
+
 def _rm(path: Path) -> None:
     if path.is_symlink() or path.is_file():
         path.unlink()
@@ -520,6 +550,10 @@ def run_ours(
     elif not res:
         failure = f"{_exit_text(m.returncode)}: {_stderr_tail(m.stderr)}"
     model_run = read_model_run(warehouse, models_dir, res.get("run_id"))
+    try:
+        nodes = dbt_node_seconds(base / "dagster_home", res.get("run_id"))
+    except Exception as exc:  # noqa: BLE001 - a profile detail, never the run's result
+        nodes = {f"(not read: {type(exc).__name__})": 0.0}
     return {
         "success": bool(res.get("success")) and not m.timed_out,
         "failure": failure,
@@ -538,6 +572,9 @@ def run_ours(
         "run_id": res.get("run_id"),
         "bgnbd": _bgnbd_of(model_run),
         "model_run": model_run,
+        "dbt_nodes": dict(list(nodes.items())[:SLOWEST_DBT_NODES]),
+        "dbt_nodes_total": round(sum(nodes.values()), 1),
+        "dbt_nodes_count": len(nodes),
         "logs": _rel(m.stdout),
     }
 
@@ -975,6 +1012,13 @@ def render_size(label: str, entry: dict[str, Any]) -> list[str]:
         )
     steps = ", ".join(f"`{k}` {v:.1f}" for k, v in ours["step_seconds"].items()) or "none"
     lines += [rss + ".", "", f"Dagster steps (s): {steps}.", ""]
+    if ours.get("dbt_nodes"):
+        nodes = ", ".join(f"`{k}` {v:.1f}" for k, v in ours["dbt_nodes"].items())
+        lines += [
+            f"Slowest dbt models and tests (s, of {ours['dbt_nodes_count']} nodes taking "
+            f"{ours['dbt_nodes_total']:.1f} s in all): {nodes}.",
+            "",
+        ]
     if plain and plain.get("phases"):
         phases = ", ".join(f"{k} {v:.1f}" for k, v in plain["phases"].items())
         lines += [f"Plain script phases (s): {phases}.", ""]
