@@ -44,7 +44,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -338,20 +338,27 @@ def ensure_parquet(label: str, say: Callable[[str], None], data_dir: Path = DATA
     return info
 
 
-HISTORY_SEED = "contact-history-seed.duckdb"
+HISTORY_SEED = "contacts-seed/warehouse.duckdb"
 
 
-def ensure_contacts(label: str, say: Callable[[str], None], data_dir: Path = DATA_DIR) -> dict:
+def ensure_contacts(
+    label: str,
+    say: Callable[[str], None],
+    data_dir: Path = DATA_DIR,
+    timeout: float = 3600,
+    yesterday: bool = True,
+) -> dict:
     """The ``--contacts`` variant's inputs, cached with the CSV dataset.
 
     * ``<label>/landing-contacts``: the landing files (hard links) plus ``suppression.csv``,
       one entry per DNC_ORDERS_PER_ENTRY orders, drawn from the members: a third each by
       member id, phone and email (the member id where the member has no phone or email).
-    * ``<label>/contact-history-seed.duckdb``: ``campaigns.contact_history`` with
-      HISTORY_ROWS_PER_ORDER rows per order: one list per playbook list and day over the
-      HISTORY_DAYS days before the as-of date, each of distinct members, 10% held out.
-      Each run starts from a copy of it, as a nightly run finds the history of its
-      predecessors."""
+    * ``<label>/contacts-seed/warehouse.duckdb``: ``campaigns.contact_history`` with
+      HISTORY_ROWS_PER_ORDER rows per order (one list per playbook list and day over the
+      HISTORY_DAYS days before the as-of date, each of distinct members, 10% held out),
+      then yesterday's run (a crm run as of the day before, not measured): each measured
+      run starts from a copy of it, as a nightly run finds its predecessor's warehouse
+      (campaign results already read out, contact history one day longer)."""
     import duckdb
 
     from orchestration.lib.playbook import load_playbook
@@ -366,8 +373,9 @@ def ensure_contacts(label: str, say: Callable[[str], None], data_dir: Path = DAT
             say(f"[{label}] reusing {dst} and {seed.name}")
             return info
     _rm(dst)
-    _rm(seed)
+    _rm(seed.parent)
     dst.mkdir(parents=True)
+    seed.parent.mkdir(parents=True)
     started = time.perf_counter()
     for path in src.iterdir():
         if path.is_file() and path.name != stamp.name:
@@ -438,11 +446,24 @@ def ensure_contacts(label: str, say: Callable[[str], None], data_dir: Path = DAT
     _rm(base / "duckdb_tmp")
     with (dst / "suppression.csv").open(encoding="utf-8") as fh:
         entries = sum(1 for _ in fh) - 1
+    yesterday_seconds = None
+    if yesterday:
+        say(f"[{label}] yesterday's run on the history (as of {end - timedelta(days=1)}) ...")
+        env = _run_env(dst, seed.parent, end - timedelta(days=1))
+        m = run_measured([PYTHON, str(BENCH_DIR / "_drive.py")], env, seed.parent / "run", timeout)
+        res = _result_line(m.stdout, "BENCH_RESULT ") or {}
+        if not res.get("success"):
+            raise RuntimeError(
+                f"[{label}] yesterday's run failed ("
+                f"{res.get('failure') or _exit_text(m.returncode)}); see {m.stderr}"
+            )
+        yesterday_seconds = round(m.wall_seconds, 1)
     info = {
         "source": source,
         "suppression_entries": entries,
         "history_rows": rows,
         "prepared_seconds": round(time.perf_counter() - started, 1),
+        "yesterday_seconds": yesterday_seconds,
     }
     stamp.write_text(json.dumps(info), encoding="utf-8")
     say(f"[{label}] prepared in {info['prepared_seconds']} s")
@@ -507,6 +528,22 @@ def _rm(path: Path) -> None:
         shutil.rmtree(path)
 
 
+def _run_env(landing: Path, base: Path, as_of: date) -> dict[str, str]:
+    """The environment of a crm run on ``landing`` with its warehouse, models, exports and
+    Dagster home in ``base``."""
+    return {
+        **os.environ,
+        "CRM_LANDING_DIR": str(landing),
+        "CRM_WAREHOUSE": str(base / "warehouse.duckdb"),
+        "CRM_EXPORT_DIR": str(base / "exports"),
+        "CRM_MODELS_DIR": str(base / "models"),
+        "DAGSTER_HOME": str(base / "dagster_home"),
+        "CRM_AS_OF": as_of.isoformat(),
+        "CRM_TIME_UNIT": "week",  # the plain script's unit: parameters compare as they are
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+    }
+
+
 def run_ours(
     label: str, end: date, timeout: float, data_dir: Path = DATA_DIR, fmt: str = "csv"
 ) -> dict[str, Any]:
@@ -526,17 +563,7 @@ def run_ours(
     if fmt == "contacts":
         warehouse.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(data_dir / label / HISTORY_SEED, warehouse)
-    env = {
-        **os.environ,
-        "CRM_LANDING_DIR": str(landing),
-        "CRM_WAREHOUSE": str(warehouse),
-        "CRM_EXPORT_DIR": str(export_dir),
-        "CRM_MODELS_DIR": str(models_dir),
-        "DAGSTER_HOME": str(base / "dagster_home"),
-        "CRM_AS_OF": end.isoformat(),
-        "CRM_TIME_UNIT": "week",  # the plain script's unit: parameters compare as they are
-        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-    }
+    env = _run_env(landing, base, end)
     load = os.getloadavg()[0]
     m = run_measured([PYTHON, str(BENCH_DIR / "_drive.py")], env, base / "logs" / "ours", timeout)
     res = _result_line(m.stdout, "BENCH_RESULT ") or {}
@@ -891,7 +918,8 @@ def _contacts_line(entry: dict[str, Any]) -> str:
         f"**With a do-not-contact list and a contact history** "
         f"({info.get('suppression_entries', 0):,} entries, a third each by member id, phone "
         f"and email; {info.get('history_rows', 0):,} rows of `campaigns.contact_history` over "
-        f"{HISTORY_DAYS} days): total wall **{_s(run['wall_seconds'])} s**"
+        f"{HISTORY_DAYS} days; the run starts from yesterday's warehouse): total wall "
+        f"**{_s(run['wall_seconds'])} s**"
         f"{'' if extra is None else f' ({extra:+.0%} against the run above)'}, peak RSS "
         f"{_gib(run['peak_kib'])}; load average before {_load(run)}. Steps that took a second "
         f"or more longer: {grown or 'none'}.{failed}"
@@ -1479,7 +1507,7 @@ def main(argv: list[str] | None = None) -> int:
             entry["ours_parquet"] = pq_run
             save(report, output, tail, SIZES)
         if args.contacts:
-            entry["contacts"] = ensure_contacts(label, say, data_dir)
+            entry["contacts"] = ensure_contacts(label, say, data_dir, args.timeout)
             say(f"[{label}] crm run with the do-not-contact list and the contact history ...")
             loaded = run_ours(label, args.end, args.timeout, data_dir, fmt="contacts")
             say(

@@ -79,6 +79,13 @@ def main(debug: bool) -> None:
     help="Publish even if the input looks suspicious (stale, shrunk, parameters jumped).",
 )
 @click.option(
+    "--rebuild-results",
+    is_flag=True,
+    help="Recompute every campaign's results from the whole contact record (after landing "
+    "an old send log or changing a results window); normally only campaigns whose windows "
+    "were still open are.",
+)
+@click.option(
     "--no-wait",
     is_flag=True,
     help="Refuse (exit code 75) instead of waiting when another run uses the warehouse.",
@@ -92,6 +99,7 @@ def run(
     groups: str | None,
     quiet: bool,
     accept_input_change: bool,
+    rebuild_results: bool,
     no_wait: bool,
 ) -> None:
     """Materialize the whole asset graph (ingest → dbt → model → lists) once."""
@@ -107,6 +115,7 @@ def run(
         export_dir=cwd / exports if exports else None,
         models_dir=cwd / models if models else None,
         accept_input_change=True if accept_input_change else None,
+        rebuild_campaign_results=True if rebuild_results else None,
     )
     from orchestration.runner import run_pipeline  # heavy imports only when running
 

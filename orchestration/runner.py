@@ -127,6 +127,7 @@ def run_config(s: Settings) -> dict[str, object]:
         "export_dir": str(s.export_dir),
         "models_dir": str(s.models_dir),
         "accept_input_change": s.accept_input_change,
+        "rebuild_campaign_results": s.rebuild_campaign_results,
     }
 
 

@@ -78,6 +78,9 @@ class Settings(BaseSettings):
     max_rows_drop: float = 0.2
     max_parameter_change: float = 0.5
     accept_input_change: bool = False
+    #: recompute every campaign's results from the whole contact record, not only the
+    #: campaigns whose windows were still open (campaign_results is incremental)
+    rebuild_campaign_results: bool = False
     model_retention_days: int = Field(90, ge=1)
     #: the marketing portal (`crm serve`): where it listens, its SQLite file (users,
     #: sessions, audit, sent marks; empty = beside the warehouse, see _beside), how long a

@@ -107,3 +107,63 @@
 {% macro list_of_campaign(campaign_id) -%}
     regexp_extract({{ campaign_id }}, '^(.*)-[0-9]{8}$', 1)
 {%- endmacro %}
+
+{# How many days before the as-of date the campaign rules and readouts look back: the
+   longest of the cool-down, the contact-cap window, the coupon rules (a coupon held
+   for its longest validity, then after_redemption_days) and the results windows. A
+   campaign sent earlier is past all of them: its results are final. #}
+{% macro contact_lookback_days() -%}
+    {%- set pb = var('playbook') -%}
+    {%- set cr = pb.coupon_rules -%}
+    {%- set validity = [cr.default_validity_days] -%}
+    {%- set windows = [30] -%}
+    {%- for cl in pb.lists -%}
+        {%- do validity.append((cl.get('offer') or {}).get('validity_days') or 0) -%}
+        {%- do windows.append(cl.get('results_window_days', 30)) -%}
+    {%- endfor -%}
+    {{ return([pb.cooldown_days, pb.contact_cap.days, cr.same_offer_days,
+               cr.after_redemption_days + validity | max, windows | max] | max) }}
+{%- endmacro %}
+
+{# The first send day whose campaigns this run reads from the contact record (a SQL
+   date), or none to read all of it. Results of campaigns sent before it are final
+   (campaign_results keeps them): it is contact_lookback_days before the earlier of
+   this run's as-of date and the as-of date the kept results were computed on, so a
+   campaign still open when they were computed is read again. None (the whole record)
+   when campaign_results is built from scratch: its first build, dbt's --full-refresh,
+   or the var rebuild_campaign_results (`crm run --rebuild-results`). #}
+{% macro contact_horizon() -%}
+    {%- if not execute or flags.FULL_REFRESH or var('rebuild_campaign_results', false) -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set results = contact_results_relation() -%}
+    {%- if results is none -%}{{ return(none) }}{%- endif -%}
+    {%- set columns = adapter.get_columns_in_relation(results) | map(attribute='name') | list -%}
+    {%- if 'computed_as_of' not in columns -%}{{ return(none) }}{%- endif -%}
+    {%- set found = run_query(
+        "select cast(least(max(computed_as_of), " ~ as_of_date() ~ ") - "
+        ~ contact_lookback_days() ~ " as varchar) from " ~ results) -%}
+    {%- set day = found.columns[0].values()[0] -%}
+    {{ return(none if day is none else "cast('" ~ day ~ "' as date)") }}
+{%- endmacro %}
+
+{# campaign_results as the warehouse holds it before this run rebuilds it (none when it
+   does not exist yet); read without ref(): it is built from these models. #}
+{% macro contact_results_relation() -%}
+    {%- set node = graph.nodes.values() | selectattr('resource_type', 'equalto', 'model')
+        | selectattr('name', 'equalto', 'campaign_results') | first -%}
+    {{ return(adapter.get_relation(
+        database=node.database, schema=node.schema, identifier=node.alias)) }}
+{%- endmacro %}
+
+{# campaign_results' pre-hook: delete the rows this run writes again (campaigns sent from
+   contact_horizon() on, and any sent after the as-of date of a re-run of an earlier
+   day); all of them when the horizon is unknown (results written before
+   computed_as_of existed). Nothing on a build from scratch. #}
+{% macro keep_final_campaign_results() -%}
+    {%- if is_incremental() -%}
+        {%- set horizon = contact_horizon() -%}
+        delete from {{ this }}
+        {%- if horizon %} where sent_on >= {{ horizon }} or sent_on > {{ as_of_date() }}{% endif %}
+    {%- endif -%}
+{%- endmacro %}

@@ -101,4 +101,6 @@ def dbt_vars(s: Settings) -> dict[str, object]:
     if s.churn_after_days is not None:
         out["churn_after_days"] = s.churn_after_days
     out["playbook"] = load_playbook(s.playbook).to_dbt_var()
+    if s.rebuild_campaign_results:  # only then: the vars (and dbt's kept parse) stay the same
+        out["rebuild_campaign_results"] = True
     return out

@@ -22,7 +22,9 @@ class PipelineSettings(dg.ConfigurableResource):
 
     Leave a field empty to use the environment or .env (see .env.example). In the
     Dagster UI launchpad you can set e.g. `as_of` to re-run an earlier day, or
-    `accept_input_change` to publish lists the hold-back checks stopped.
+    `accept_input_change` to publish lists the hold-back checks stopped, or
+    `rebuild_campaign_results` to recompute every campaign's results (e.g. after landing
+    an old send log or changing a results window).
     """
 
     as_of: str = ""
@@ -31,6 +33,7 @@ class PipelineSettings(dg.ConfigurableResource):
     export_dir: str = ""
     models_dir: str = ""
     accept_input_change: bool = False
+    rebuild_campaign_results: bool = False
     _guard: RunGuard | None = PrivateAttr(default=None)
     _run_id: str | None = PrivateAttr(default=None)
 
@@ -117,6 +120,7 @@ class PipelineSettings(dg.ConfigurableResource):
             export_dir=self.export_dir or None,
             models_dir=self.models_dir or None,
             accept_input_change=self.accept_input_change or None,
+            rebuild_campaign_results=self.rebuild_campaign_results or None,
         )
 
     def as_of_date(self) -> date:

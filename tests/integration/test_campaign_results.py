@@ -202,3 +202,89 @@ def test_dbt_unit_tests_pass(readout, tmp_path) -> None:
     ]
     assert len(results) >= 8, results
     assert invocation.is_successful(), [r for r in results if r[1] != "pass"]
+
+
+def _dbt_build_results(warehouse, as_of: str, tmp_path, rebuild: bool = False) -> None:
+    """`dbt build` of the contact record, the coupons and the readout (with their tests),
+    as a run's results step does."""
+    from orchestration.defs.project import dbt_cli, dbt_vars
+    from orchestration.settings import load_settings
+
+    s = load_settings(
+        warehouse=warehouse,
+        as_of=as_of,
+        models_dir=tmp_path / "models",
+        rebuild_campaign_results=rebuild or None,
+    )
+    invocation = dbt_cli().cli(
+        [
+            "build",
+            "--select",
+            "int_campaign_contacts int_member_coupons campaign_results",
+            "--indirect-selection",
+            "buildable",
+            "--exclude-resource-type",
+            "unit_test",
+            "--vars",
+            json.dumps(dbt_vars(s)),
+        ],
+        raise_on_error=False,
+        target_path=tmp_path / f"target-{as_of}-{rebuild}",
+    )
+    assert invocation.is_successful(), as_of
+
+
+def test_kept_results_equal_a_rebuild(readout, tmp_path) -> None:
+    """campaign_results is incremental: later runs read only the recent contact record and
+    keep final rows. Two nightly-style runs later, the table must equal a rebuild from the
+    whole record, and the simulated campaign (sent 90 days before the first as-of date)
+    must have been kept, not read again."""
+    import shutil
+
+    truth, _, root = readout
+    nightly, rebuilt = tmp_path / "nightly.duckdb", tmp_path / "rebuilt.duckdb"
+    shutil.copyfile(root / "warehouse.duckdb", nightly)
+    _dbt_build_results(nightly, "2026-07-31", tmp_path)
+    shutil.copyfile(nightly, rebuilt)
+    _dbt_build_results(nightly, "2026-08-31", tmp_path)
+    _dbt_build_results(rebuilt, "2026-08-31", tmp_path, rebuild=True)
+
+    con = duckdb.connect()
+    con.execute(f"attach '{nightly}' as n (read_only)")
+    con.execute(f"attach '{rebuilt}' as r (read_only)")
+    # the horizon (07-31 minus the default playbook's 90-day look-back) excludes it ...
+    read_again = con.execute(
+        "select count(*) from n.intermediate.int_campaign_contacts where campaign_id = ?",
+        [truth["campaign_id"]],
+    ).fetchall()[0][0]
+    assert read_again == 0
+    kept = _rows(
+        con,
+        "select computed_as_of, treated, control, treated_buyers from n.marts.campaign_results "
+        "where campaign_id = ? and priority_group is null and channel is null",
+        truth["campaign_id"],
+    )
+    assert [str(k["computed_as_of"]) for k in kept] == ["2026-07-31"]  # ... and keeps it
+    columns = dict(
+        con.execute(
+            "select column_name, data_type from information_schema.columns "
+            "where table_catalog = 'r' and table_name = 'campaign_results' "
+            "and column_name <> 'computed_as_of'"
+        ).fetchall()
+    )
+    assert {"treated", "roi", "window_closed"} <= set(columns)
+    # doubles to 9 places: a parallel sum may add in another order
+    listed = ", ".join(
+        f'round("{c}", 9)' if t == "DOUBLE" else f'"{c}"' for c, t in columns.items()
+    )
+    differ = con.execute(
+        f"select count(*) from ((select {listed} from n.marts.campaign_results except all "
+        f"select {listed} from r.marts.campaign_results) union all (select {listed} from "
+        f"r.marts.campaign_results except all select {listed} from n.marts.campaign_results))"
+    ).fetchall()[0][0]
+    total = con.execute("select count(*) from r.marts.campaign_results").fetchall()[0][0]
+    assert total > 0 and differ == 0
+    rebuilt_as_of = con.execute(
+        "select min(computed_as_of) from r.marts.campaign_results"
+    ).fetchall()[0][0]
+    assert str(rebuilt_as_of) == "2026-08-31"  # the rebuild recomputed every campaign

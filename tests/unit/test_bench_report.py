@@ -127,7 +127,7 @@ def test_contact_load_has_the_promised_shape(bench, tmp_path: Path) -> None:
     (landing / "members.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
     stamp = {"members": 300, "orders": 3_000, "end": "2026-06-30"}
     (landing / "bench-dataset.json").write_text(json.dumps(stamp), encoding="utf-8")
-    info = bench.ensure_contacts("5k", lambda _: None, tmp_path)
+    info = bench.ensure_contacts("5k", lambda _: None, tmp_path, yesterday=False)
 
     dnc = duckdb.sql(
         f"select * from read_csv('{tmp_path / '5k/landing-contacts/suppression.csv'}', "

@@ -14,7 +14,12 @@
 -- its as-of date), so re-running a day reproduces its lists. `was_lapsed`: silent or
 -- churned when the list was made (the published lifecycle stage), or for a campaign
 -- known only from a send log, no purchase in the silent_after_days before the send.
+-- Only campaigns sent from contact_horizon() on (every rule and results window looks
+-- back less far; older campaigns' results are final and kept in campaign_results),
+-- and a send log's campaigns that campaign_results does not hold yet; the whole
+-- record when campaign_results is built from scratch.
 {%- set pb = var('playbook') %}
+{%- set horizon = contact_horizon() %}
 with
 
 marks as (
@@ -67,6 +72,12 @@ published as (
         on h.as_of_date = this_channel.as_of_date and h.list_name = this_channel.list_name
         and h.channel = this_channel.channel
     where h.as_of_date < {{ as_of_date() }}
+    {%- if horizon %}
+      -- read only the recent part of the record (a list is sent on or after the day
+      -- after its as-of date)
+      and h.as_of_date >= {{ horizon }} - 1
+      and coalesce(ml.sent_on, h.as_of_date + 1) >= {{ horizon }}
+    {%- endif %}
 
 ),
 
@@ -111,6 +122,10 @@ logged_campaigns as (
         bool_or(best_status_rank >= 4) as logs_engagement
     from logged
     group by campaign_id
+    {%- if horizon %}
+    having min(contacted_on) >= {{ horizon }}
+        or campaign_id not in (select campaign_id from {{ contact_results_relation() }})
+    {%- endif %}
 
 ),
 

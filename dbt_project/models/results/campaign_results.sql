@@ -13,6 +13,17 @@
 -- campaign's sends, redeemed inside the window; subsidy = their face value. Costs
 -- (messages, subsidy) count every send, delivered or not; roi = (incremental revenue
 -- - message cost - subsidy) / (message cost + subsidy).
+-- Incremental: a run replaces the rows of campaigns sent from contact_horizon() on (and
+-- drops any sent after its as-of date) and keeps older ones, final since every window
+-- closed; computed_as_of is the as-of date of the run that wrote a row. Built from
+-- scratch the first time, with dbt's --full-refresh or `crm run --rebuild-results`.
+{{ config(
+    materialized='incremental',
+    incremental_strategy='append',
+    on_schema_change='append_new_columns',
+    full_refresh=(true if var('rebuild_campaign_results', false) else none),
+    pre_hook="{{ keep_final_campaign_results() }}",
+) }}
 {%- set pb = var('playbook') %}
 {%- set z = 1.959963984540054 %}
 with
@@ -176,7 +187,8 @@ final as (
             / nullif(message_cost + subsidy, 0) as double) as roi,
         lapsed_buyers / nullif(treated_lapsed, 0) as recall_rate,
         -- opened or clicked, of the sends whose log says (null without such statuses)
-        engaged / nullif(engagement_known, 0) as reach_rate
+        engaged / nullif(engagement_known, 0) as reach_rate,
+        {{ as_of_date() }} as computed_as_of
     from wilson
 
 )

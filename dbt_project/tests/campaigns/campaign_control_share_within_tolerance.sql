@@ -30,6 +30,7 @@ drawn_before as (
     select list_name, member_id
     from {{ source('campaigns', 'contact_history') }}
     where as_of_date < {{ as_of_date() }}
+      and as_of_date >= {{ as_of_date() }} - 32  -- a period (month or week) is shorter
       and {{ campaign_period('as_of_date + 1') }} = {{ campaign_period(as_of_date() ~ ' + 1') }}
     union
     select list_name, member_id
