@@ -45,6 +45,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
+from functools import partial
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -1495,27 +1496,31 @@ def main(argv: list[str] | None = None) -> int:
             )
             entry["plain"] = plain
             save(report, output, tail, SIZES)
-        if args.parquet:
-            entry["parquet"] = ensure_parquet(label, say, data_dir)
-            say(f"[{label}] crm run from Parquet ...")
-            pq_run = run_ours(label, args.end, args.timeout, data_dir, fmt="parquet")
+        variants = (
+            (
+                args.parquet,
+                "parquet",
+                "from Parquet",
+                partial(ensure_parquet, label, say, data_dir),
+            ),
+            (
+                args.contacts,
+                "contacts",
+                "with the do-not-contact list and the contact history",
+                partial(ensure_contacts, label, say, data_dir, args.timeout),
+            ),
+        )
+        for wanted, fmt, what, prepare in variants:
+            if not wanted:
+                continue
+            entry[fmt] = prepare()
+            say(f"[{label}] crm run {what} ...")
+            run = run_ours(label, args.end, args.timeout, data_dir, fmt=fmt)
             say(
-                f"[{label}] crm run from Parquet {pq_run['wall_seconds']:.1f} s, peak "
-                f"{_gib(pq_run['peak_kib'])}, success={pq_run['success']} "
-                f"{pq_run['failure'] or ''}"
+                f"[{label}] crm run {what} {run['wall_seconds']:.1f} s, peak "
+                f"{_gib(run['peak_kib'])}, success={run['success']} {run['failure'] or ''}"
             )
-            entry["ours_parquet"] = pq_run
-            save(report, output, tail, SIZES)
-        if args.contacts:
-            entry["contacts"] = ensure_contacts(label, say, data_dir, args.timeout)
-            say(f"[{label}] crm run with the do-not-contact list and the contact history ...")
-            loaded = run_ours(label, args.end, args.timeout, data_dir, fmt="contacts")
-            say(
-                f"[{label}] crm run with contacts {loaded['wall_seconds']:.1f} s, peak "
-                f"{_gib(loaded['peak_kib'])}, success={loaded['success']} "
-                f"{loaded['failure'] or ''}"
-            )
-            entry["ours_contacts"] = loaded
+            entry[f"ours_{fmt}"] = run
             save(report, output, tail, SIZES)
 
     save(report, output, tail, SIZES)
