@@ -17,14 +17,63 @@ gaps as (
 
 ),
 
+histogram as (
+
+    -- gaps are whole days: their counts are a few thousand rows however many orders
+    -- (a holistic quantile over every gap held them all in memory: 100M orders ran out
+    -- of DuckDB's memory cap)
+    select gap_days, count(*) as n
+    from gaps
+    where gap_days is not null
+    group by gap_days
+
+),
+
+ranked as (
+
+    -- the gaps of this length hold the 0-based ranks [up_to - n, up_to - 1]
+    select gap_days, n, sum(n) over (order by gap_days rows unbounded preceding) as up_to
+    from histogram
+
+),
+
+positions as (
+
+    -- quantile_cont's interpolation: the value at rank h = (count - 1) * q
+    select q.name, (t.total - 1) * cast(q.q as double) as h, t.total
+    from (select sum(n) as total from histogram) as t
+    cross join (values
+        ('median', 0.5),
+        ('silent', {{ var('silent_quantile') }}),
+        ('churn', {{ var('churn_quantile') }})
+    ) as q(name, q)
+
+),
+
+quantiles as (
+
+    select
+        p.name,
+        p.total,
+        -- exactly quantile_cont: the values at the ranks either side of h, interpolated
+        min(r.gap_days) filter (where r.up_to > floor(p.h))
+            + (p.h - floor(p.h))
+            * (min(r.gap_days) filter (where r.up_to > ceil(p.h))
+                - min(r.gap_days) filter (where r.up_to > floor(p.h))) as value
+    from positions as p
+    cross join ranked as r
+    group by p.name, p.total, p.h
+
+),
+
 stats as (
 
     select
-        count(gap_days) as gaps_observed,
-        median(gap_days) as median_gap_days,
-        quantile_cont(gap_days, {{ var('silent_quantile') }}) as silent_quantile_days,
-        quantile_cont(gap_days, {{ var('churn_quantile') }}) as churn_quantile_days
-    from gaps
+        cast(coalesce(max(total), 0) as bigint) as gaps_observed,
+        max(value) filter (where name = 'median') as median_gap_days,
+        max(value) filter (where name = 'silent') as silent_quantile_days,
+        max(value) filter (where name = 'churn') as churn_quantile_days
+    from quantiles
 
 ),
 
