@@ -125,26 +125,18 @@
                cr.after_redemption_days + validity | max, windows | max] | max) }}
 {%- endmacro %}
 
-{# The first send day whose campaigns this run reads from the contact record (a SQL
-   date), or none to read all of it. Results of campaigns sent before it are final
-   (campaign_results keeps them): it is contact_lookback_days before the earlier of
-   this run's as-of date and the as-of date the kept results were computed on, so a
-   campaign still open when they were computed is read again. None (the whole record)
-   when campaign_results is built from scratch: its first build, dbt's --full-refresh,
-   or the var rebuild_campaign_results (`crm run --rebuild-results`). #}
-{% macro contact_horizon() -%}
+{# campaign_results as this run finds it, when its final readouts may be kept: none when
+   campaign_results is built from scratch (its first build, dbt's --full-refresh, the
+   var rebuild_campaign_results from `crm run --rebuild-results`) or was written before
+   computed_as_of existed (then every campaign is read and all rows are replaced). #}
+{% macro contact_results() -%}
     {%- if not execute or flags.FULL_REFRESH or var('rebuild_campaign_results', false) -%}
         {{ return(none) }}
     {%- endif -%}
     {%- set results = contact_results_relation() -%}
     {%- if results is none -%}{{ return(none) }}{%- endif -%}
     {%- set columns = adapter.get_columns_in_relation(results) | map(attribute='name') | list -%}
-    {%- if 'computed_as_of' not in columns -%}{{ return(none) }}{%- endif -%}
-    {%- set found = run_query(
-        "select cast(least(max(computed_as_of), " ~ as_of_date() ~ ") - "
-        ~ contact_lookback_days() ~ " as varchar) from " ~ results) -%}
-    {%- set day = found.columns[0].values()[0] -%}
-    {{ return(none if day is none else "cast('" ~ day ~ "' as date)") }}
+    {{ return(results if 'computed_as_of' in columns else none) }}
 {%- endmacro %}
 
 {# campaign_results as the warehouse holds it before this run rebuilds it (none when it
@@ -156,14 +148,16 @@
         database=node.database, schema=node.schema, identifier=node.alias)) }}
 {%- endmacro %}
 
-{# campaign_results' pre-hook: delete the rows this run writes again (campaigns sent from
-   contact_horizon() on, and any sent after the as-of date of a re-run of an earlier
-   day); all of them when the horizon is unknown (results written before
-   computed_as_of existed). Nothing on a build from scratch. #}
+{# campaign_results' pre-hook: delete the rows this run writes again - the campaigns
+   int_campaign_contacts read (see there) and any sent after the as-of date (a re-run of
+   an earlier day) - and keep the final readouts of the others; all rows when they
+   cannot be kept (contact_results() is none). Nothing on a build from scratch. #}
 {% macro keep_final_campaign_results() -%}
     {%- if is_incremental() -%}
-        {%- set horizon = contact_horizon() -%}
         delete from {{ this }}
-        {%- if horizon %} where sent_on >= {{ horizon }} or sent_on > {{ as_of_date() }}{% endif %}
+        {%- if contact_results() is not none %}
+        where campaign_id in (select campaign_id from {{ ref('int_campaign_contacts') }})
+           or sent_on > {{ as_of_date() }}
+        {%- endif %}
     {%- endif -%}
 {%- endmacro %}

@@ -14,12 +14,18 @@
 -- its as-of date), so re-running a day reproduces its lists. `was_lapsed`: silent or
 -- churned when the list was made (the published lifecycle stage), or for a campaign
 -- known only from a send log, no purchase in the silent_after_days before the send.
--- Only campaigns sent from contact_horizon() on (every rule and results window looks
--- back less far; older campaigns' results are final and kept in campaign_results),
--- and a send log's campaigns that campaign_results does not hold yet; the whole
--- record when campaign_results is built from scratch.
+-- Which campaigns a run reads (the cost of a run must not grow with years of
+-- history): decided per campaign on a few rows per list and day, then only those
+-- campaigns' rows are read. A campaign is read when it has a contact in the playbook's
+-- longest look-back before the as-of date (contact_lookback_days: the cool-down,
+-- contact cap, coupon rules and results windows need it), or when campaign_results
+-- holds no final readout of it: one computed at least the look-back after its last
+-- contact (new campaigns, provisional readouts, a send log still growing, rows a
+-- re-run of an earlier day dropped). campaign_results keeps the final readouts of the
+-- others. Everything is read when campaign_results is built from scratch
+-- (contact_results() is none).
 {%- set pb = var('playbook') %}
-{%- set horizon = contact_horizon() %}
+{%- set results = contact_results() %}
 with
 
 marks as (
@@ -42,42 +48,41 @@ marked_lists as (
 
 ),
 
-published as (
+history as (
 
-    -- a list marked as sent went out on its marked day(s), per channel: a send whose
-    -- channel no mark covers did not go out; an unmarked list the day after its export
+    select * from {{ source('campaigns', 'contact_history') }}
+    where as_of_date < {{ as_of_date() }}
+
+),
+
+published_lists as (
+
+    -- one row per published list, channel and recorded campaign id: a list marked as
+    -- sent went out on its marked day(s), per channel (a send whose channel no mark
+    -- covers did not go out); an unmarked list the day after its export
     select
-        coalesce(h.campaign_id, h.list_name || '-' || strftime(h.as_of_date + 1, '%Y%m%d'))
+        coalesce(l.campaign_id, l.list_name || '-' || strftime(l.as_of_date + 1, '%Y%m%d'))
             as campaign_id,
-        h.list_name,
-        cast(coalesce(ml.sent_on, h.as_of_date + 1) as date) as sent_on,
-        cast(case
-            when ml.list_name is null then h.as_of_date + 1
-            when h.is_control then ml.sent_on
-            else least(every_channel.sent_on, this_channel.sent_on)
-        end as date) as contacted_on,
+        l.as_of_date,
+        l.list_name,
+        l.channel,
+        l.campaign_id as recorded_campaign_id,
+        cast(coalesce(ml.sent_on, l.as_of_date + 1) as date) as sent_on,
         ml.list_name is not null as is_marked,
-        h.member_id,
-        h.channel,
-        h.is_control,
-        h.priority_group,
-        h.lifecycle_stage
-    from {{ source('campaigns', 'contact_history') }} as h
+        cast(ml.sent_on as date) as marked_on,
+        cast(case
+            when ml.list_name is null then l.as_of_date + 1
+            else least(every_channel.sent_on, this_channel.sent_on)
+        end as date) as sends_contacted_on
+    from (select distinct as_of_date, list_name, channel, campaign_id from history) as l
     left join marked_lists as ml
-        on h.as_of_date = ml.as_of_date and h.list_name = ml.list_name
+        on l.as_of_date = ml.as_of_date and l.list_name = ml.list_name
     left join marks as every_channel
-        on h.as_of_date = every_channel.as_of_date and h.list_name = every_channel.list_name
+        on l.as_of_date = every_channel.as_of_date and l.list_name = every_channel.list_name
         and every_channel.channel is null
     left join marks as this_channel
-        on h.as_of_date = this_channel.as_of_date and h.list_name = this_channel.list_name
-        and h.channel = this_channel.channel
-    where h.as_of_date < {{ as_of_date() }}
-    {%- if horizon %}
-      -- read only the recent part of the record (a list is sent on or after the day
-      -- after its as-of date)
-      and h.as_of_date >= {{ horizon }} - 1
-      and coalesce(ml.sent_on, h.as_of_date + 1) >= {{ horizon }}
-    {%- endif %}
+        on l.as_of_date = this_channel.as_of_date and l.list_name = this_channel.list_name
+        and l.channel = this_channel.channel
 
 ),
 
@@ -118,14 +123,71 @@ logged_campaigns as (
     select
         campaign_id,
         min(contacted_on) as sent_on,
+        max(contacted_on) as last_contacted_on,
         bool_or(is_control) as logs_control,
         bool_or(best_status_rank >= 4) as logs_engagement
     from logged
     group by campaign_id
-    {%- if horizon %}
-    having min(contacted_on) >= {{ horizon }}
-        or campaign_id not in (select campaign_id from {{ contact_results_relation() }})
+
+),
+
+last_contacts as (
+
+    -- each campaign's last contact, over both records
+    select campaign_id, max(last_on) as last_on
+    from (
+        select campaign_id, greatest(sent_on, coalesce(sends_contacted_on, sent_on)) as last_on
+        from published_lists
+        union all
+        select campaign_id, last_contacted_on from logged_campaigns
+    )
+    group by campaign_id
+
+),
+
+live_campaigns as (
+
+    -- the campaigns this run reads (see the top)
+    select c.campaign_id
+    from last_contacts as c
+    {%- if results is not none %}
+    {%- set lookback = contact_lookback_days() %}
+    left join (
+        select campaign_id, min(computed_as_of) as computed_as_of
+        from {{ results }}
+        group by campaign_id
+    ) as r on c.campaign_id = r.campaign_id
+    where c.last_on > {{ as_of_date() }} - {{ lookback }}
+       or r.computed_as_of is null
+       or r.computed_as_of < c.last_on + {{ lookback }}
     {%- endif %}
+
+),
+
+published as (
+
+    select
+        l.campaign_id,
+        h.list_name,
+        l.sent_on,
+        case
+            when not l.is_marked then l.sends_contacted_on
+            when h.is_control then l.marked_on
+            else l.sends_contacted_on
+        end as contacted_on,
+        l.is_marked,
+        h.member_id,
+        h.channel,
+        h.is_control,
+        h.priority_group,
+        h.lifecycle_stage
+    from history as h
+    inner join published_lists as l
+        on h.as_of_date = l.as_of_date
+        and h.list_name = l.list_name
+        and h.channel is not distinct from l.channel
+        and h.campaign_id is not distinct from l.recorded_campaign_id
+    where l.campaign_id in (select campaign_id from live_campaigns)
 
 ),
 
@@ -155,6 +217,7 @@ from_log as (
     from logged as l
     inner join logged_campaigns as c on l.campaign_id = c.campaign_id
     left join published as p on l.campaign_id = p.campaign_id and l.member_id = p.member_id
+    where l.campaign_id in (select campaign_id from live_campaigns)
 
 ),
 

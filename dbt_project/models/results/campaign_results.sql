@@ -13,7 +13,7 @@
 -- campaign's sends, redeemed inside the window; subsidy = their face value. Costs
 -- (messages, subsidy) count every send, delivered or not; roi = (incremental revenue
 -- - message cost - subsidy) / (message cost + subsidy).
--- Incremental: a run replaces the rows of campaigns sent from contact_horizon() on (and
+-- Incremental: a run replaces the rows of the campaigns int_campaign_contacts read (and
 -- drops any sent after its as-of date) and keeps older ones, final since every window
 -- closed; computed_as_of is the as-of date of the run that wrote a row. Built from
 -- scratch the first time, with dbt's --full-refresh or `crm run --rebuild-results`.
