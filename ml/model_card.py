@@ -78,6 +78,7 @@ def render_model_card(
     final_models: Mapping[str, PurchaseModel] | None = None,
     model_version: str | None = None,
     discount_rate_monthly: float | None = None,
+    backtest_sample: str | None = None,
 ) -> str:
     """Render the model card as Markdown.
 
@@ -98,6 +99,8 @@ def render_model_card(
         Version label shown in the title.
     discount_rate_monthly : float, optional
         CLV discount rate, shown if given.
+    backtest_sample : str, optional
+        Which customers the backtest read (every one, or a hash sample), shown if given.
 
     Returns
     -------
@@ -144,6 +147,8 @@ def render_model_card(
     lines += markdown_lines(
         ["Data set", "Customers", "Repeat customers", "Distinct (x, t_x, T) rows"], size_rows
     )
+    if backtest_sample:
+        lines += ["", f"The backtest read {backtest_sample}."]
 
     lines += ["", "## Purchase model parameters", ""]
     lines.append(

@@ -142,9 +142,9 @@ def clv_model(context: dg.AssetExecutionContext, crm: PipelineSettings):
     s = crm.settings()
     unit = s.time_unit
     with open_warehouse(s, read_only=True) as con:
-        features, cutoffs = store.read_features(con)
+        features = store.read_features(con)
         weekly = store.read_weekly_repeat_purchases(con)
-        holdout_weekly = store.read_backtest_weekly(con)
+        cutoffs, holdout_weekly, sample = store.read_backtest(con, s.backtest_max_customers)
     # the newest forecast origin's cohort: enough data there, or no backtest
     origins = cutoffs[cutoffs["is_origin"]]
     calibration = origins[origins["cutoff_number"] == origins["cutoff_number"].min()]
@@ -162,7 +162,7 @@ def clv_model(context: dg.AssetExecutionContext, crm: PipelineSettings):
     context.log.info(
         f"backtest: {origins['cutoff_date'].nunique()} origin(s), {len(calibration):,} "
         f"customers at the newest, holdout {int(calibration['holdout_days'].iloc[0])} days, "
-        f"unit {unit}"
+        f"unit {unit}, on {sample.describe()}"
     )
     result = bt.backtest(cutoffs, holdout_weekly, purchase_models.MODEL_NAMES, unit)
     context.log.info(result.selection_reason)
@@ -200,6 +200,7 @@ def clv_model(context: dg.AssetExecutionContext, crm: PipelineSettings):
     card = model_card.render_model_card(
         result, spend, as_of=s.as_of, data_summary=summary, final_models=final,
         model_version=version, discount_rate_monthly=s.discount_rate_monthly,
+        backtest_sample=sample.describe(),
     )  # fmt: skip
     pngs = {
         "decile_lift.png": plots.plot_decile_lift(result),
@@ -228,6 +229,7 @@ def clv_model(context: dg.AssetExecutionContext, crm: PipelineSettings):
         "time_unit": unit,
         "holdout_days": result.holdout_days,
         "backtest_origins": result.decision.origins,
+        "backtest_sample": dataclasses.asdict(sample),
         "decision": dataclasses.asdict(result.decision),
         "calibration": result.calibration_table.to_dict(orient="records"),
         "aggregate_bias_pct": result.metrics[result.selected].aggregate_error_pct,
@@ -278,6 +280,7 @@ def clv_model(context: dg.AssetExecutionContext, crm: PipelineSettings):
             if result.decision.challenger
             else dg.MetadataValue.float(float("nan")),
             "backtest_origins": result.decision.origins,
+            "backtest_customers": sample.describe(),
             "holdout_days": int(result.holdout_days),
             "calibration": dg.MetadataValue.md(markdown_table(result.calibration_table)),
             "aggregate_bias_pct": dg.MetadataValue.float(
@@ -365,7 +368,7 @@ def customer_scores(context: dg.AssetExecutionContext, crm: PipelineSettings):
     spend = FittedSpendModel.from_dict(doc["spend_model"])
     version = str(doc["model_version"])
     with open_warehouse(s, read_only=True) as con:
-        features, _ = store.read_features(con)
+        features = store.read_features(con)
     scores = scoring.score_customers(
         features, purchase, spend, time_unit=doc["time_unit"],
         discount_rate_monthly=s.discount_rate_monthly, model_version=version,

@@ -58,24 +58,72 @@ create table if not exists {RUNS_TABLE} (
 """
 
 
-def read_features(con: duckdb.DuckDBPyConnection) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Per-customer features (scoring) and the backtest data (every cut-off's rows)."""
-    features = con.sql(
+def read_features(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """Per-customer features as of the as-of date (the final fit and the scores)."""
+    return con.sql(
         'select member_id, frequency, recency, "T", monetary_value, acquisition_cost '
         "from marts.customer_features order by member_id"
     ).df()
+
+
+#: the sample keeps a customer when hash(member_id) % SAMPLE_BUCKETS < share * SAMPLE_BUCKETS
+SAMPLE_BUCKETS = 1_000_000
+
+
+@dataclass(frozen=True)
+class BacktestSample:
+    """Which customers the backtest reads: every one, or a hash sample of them.
+
+    ``cohort`` is the largest cut-off's customers, ``customers`` how many of them the
+    sample keeps (``cohort`` when not sampled)."""
+
+    cohort: int
+    customers: int
+    share: float
+
+    @property
+    def sampled(self) -> bool:
+        return self.share < 1.0
+
+    def describe(self) -> str:
+        if not self.sampled:
+            return f"every customer ({self.cohort:,} at the largest cut-off)"
+        return (
+            f"a {self.share:.1%} sample of the customers ({self.customers:,} of {self.cohort:,} "
+            "at the largest cut-off, the same customers at every cut-off, chosen by a hash of "
+            "member_id; CRM_BACKTEST_MAX_CUSTOMERS)"
+        )
+
+
+def read_backtest(
+    con: duckdb.DuckDBPyConnection, max_customers: int
+) -> tuple[pd.DataFrame, pd.DataFrame, BacktestSample]:
+    """The backtest data (every cut-off's rows and their holdout purchases per week).
+
+    When a cut-off holds more than ``max_customers`` customers, both tables are read for
+    the same hash sample of customers, so the backtest's memory stays bounded however
+    large the shop (the published fit and the scores use every customer)."""
+    cohort = con.execute(
+        "select coalesce(max(n), 0) from (select count(*) as n "
+        "from marts.customer_features_backtest group by cutoff_number)"
+    ).fetchall()[0][0]
+    share = min(1.0, max_customers / cohort) if cohort else 1.0
+    keep = (
+        f"where hash(member_id) % {SAMPLE_BUCKETS} < {int(share * SAMPLE_BUCKETS)}"
+        if share < 1.0
+        else ""
+    )
     cutoffs = con.sql(
         "select cutoff_date, cutoff_number, is_origin, member_id, frequency, recency, "
         '"T", monetary_value, holdout_frequency, holdout_monetary, holdout_days '
-        "from marts.customer_features_backtest order by cutoff_number, member_id"
+        f"from marts.customer_features_backtest {keep} order by cutoff_number, member_id"
     ).df()
-    return features, cutoffs
-
-
-def read_backtest_weekly(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
-    return con.sql(
-        "select cutoff_date, member_id, holdout_week, purchases from marts.backtest_holdout_weekly"
+    weekly = con.sql(
+        "select cutoff_date, member_id, holdout_week, purchases "
+        f"from marts.backtest_holdout_weekly {keep}"
     ).df()
+    kept = int(cutoffs.groupby("cutoff_number").size().max()) if len(cutoffs) else 0
+    return cutoffs, weekly, BacktestSample(int(cohort), kept if share < 1.0 else int(cohort), share)
 
 
 def read_weekly_repeat_purchases(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
