@@ -85,6 +85,34 @@ def test_hundred_m_row_names_each_format(bench) -> None:
     assert "Parquet: **yes** (16.7 min, 5.00 GiB, 0.0% off)" in bench._hundred_m_row(report)
 
 
+def test_a_size_without_a_plain_run_leaves_the_correctness_verdict_alone(bench) -> None:
+    truth = bench.true_bgnbd()
+    machine = {"cpu": "x", "cores": 2, "ram_gib": 23.5, "os": "Linux", "python": "3.11"}
+    report = bench.Report(
+        written="now", machine={**machine, "packages": {}}, seed=42, end="2026-06-30"
+    )
+    same = _run(60, 1.0, truth)
+    report.sizes["1m"] = {
+        "dataset": {"orders": 1_000_000, "members": 215_000, "seed": 42, "end": "x"},
+        "ours": {**same, "bgnbd": {**truth, "source": "model.clv_model_runs"}},
+        "plain": {**_run(10, 0.5, truth), "bgnbd": truth, "phases": {"read": 1.0}},
+        "measured": "2026-12-02",
+        "machine": machine,
+    }
+    report.sizes["100m"] = {
+        "dataset": {"orders": 100_100_000, "members": 21_500_000, "seed": 42, "end": "x"},
+        "ours": _run(1500, 6.0, {**truth, "source": "model.clv_model_runs"}),
+        "plain": None,  # it does not fit in memory: no comparison, not a failure
+        "measured": "2026-12-02",
+        "machine": machine,
+    }
+    text = bench.render(report, ["1m", "100m"], None)
+    assert "| identical BG/NBD parameters at ≥ 1M orders (correctness) | **yes** |" in text
+    report.sizes["1m"]["plain"]["bgnbd"] = {**truth, "alpha": truth["alpha"] * 1.1}
+    text = bench.render(report, ["1m", "100m"], None)
+    assert "| identical BG/NBD parameters at ≥ 1M orders (correctness) | **no** |" in text
+
+
 def test_killed_child_is_named(bench) -> None:
     assert bench._exit_text(-signal.SIGKILL) == "killed by SIGKILL (out of memory?)"
     assert bench._exit_text(-signal.SIGTERM) == "killed by SIGTERM"
