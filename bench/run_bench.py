@@ -1396,6 +1396,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--skip-plain", action="store_true", help="do not run the plain script")
     p.add_argument(
+        "--variants-only",
+        action="store_true",
+        help="run only the --parquet / --contacts variants, keeping each size's CSV and plain "
+        "figures from the JSON (a long size's variants can then run on another day)",
+    )
+    p.add_argument(
         "--skip-overhead", action="store_true", help="do not run the tiny fixed-overhead dataset"
     )
     p.add_argument(
@@ -1428,6 +1434,45 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--plain-timeout", type=float, default=1800, help="seconds allowed per plain script run"
     )
     return p.parse_args(argv)
+
+
+def run_variants(
+    args: argparse.Namespace,
+    label: str,
+    entry: dict[str, Any],
+    report: Report,
+    output: Path,
+    tail: str | None,
+    say: Callable[[str], None],
+    data_dir: Path,
+) -> None:
+    """Run the wanted variants of one size (Parquet, contacts) into its entry, saving after each."""
+    variants = (
+        (
+            args.parquet,
+            "parquet",
+            "from Parquet",
+            partial(ensure_parquet, label, say, data_dir),
+        ),
+        (
+            args.contacts,
+            "contacts",
+            "with the do-not-contact list and the contact history",
+            partial(ensure_contacts, label, say, data_dir, args.timeout),
+        ),
+    )
+    for wanted, fmt, what, prepare in variants:
+        if not wanted:
+            continue
+        entry[fmt] = prepare()
+        say(f"[{label}] crm run {what} ...")
+        run = run_ours(label, args.end, args.timeout, data_dir, fmt=fmt)
+        say(
+            f"[{label}] crm run {what} {run['wall_seconds']:.1f} s, peak "
+            f"{_gib(run['peak_kib'])}, success={run['success']} {run['failure'] or ''}"
+        )
+        entry[f"ours_{fmt}"] = {**run, "measured": date.today().isoformat()}
+        save(report, output, tail, SIZES)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -1470,8 +1515,22 @@ def main(argv: list[str] | None = None) -> int:
         report.overhead = {**ours, "orders": ds["orders"], "members": members, "measured": today}
         say(f"[{label}] {ours['wall_seconds']:.1f} s, success={ours['success']} {ours['failure']}")
 
+    if args.variants_only and not (args.parquet or args.contacts):
+        say("--variants-only needs --parquet or --contacts")
+        return 2
     for label, members in sizes:
         ds = ensure_dataset(label, members, args.seed, args.end, args.reuse_data, say, data_dir)
+        if args.variants_only:
+            entry = report.sizes.get(label)
+            same = ("members", "seed", "end", "orders")
+            if not entry or any(entry["dataset"].get(k) != ds.get(k) for k in same):
+                say(
+                    f"[{label}] --variants-only: {data_path(output)} has no CSV run of this "
+                    "dataset; run the size without --variants-only first"
+                )
+                return 2
+            run_variants(args, label, entry, report, output, tail, say, data_dir)
+            continue
         say(f"[{label}] crm run ...")
         ours = run_ours(label, args.end, args.timeout, data_dir)
         say(
@@ -1497,32 +1556,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             entry["plain"] = plain
             save(report, output, tail, SIZES)
-        variants = (
-            (
-                args.parquet,
-                "parquet",
-                "from Parquet",
-                partial(ensure_parquet, label, say, data_dir),
-            ),
-            (
-                args.contacts,
-                "contacts",
-                "with the do-not-contact list and the contact history",
-                partial(ensure_contacts, label, say, data_dir, args.timeout),
-            ),
-        )
-        for wanted, fmt, what, prepare in variants:
-            if not wanted:
-                continue
-            entry[fmt] = prepare()
-            say(f"[{label}] crm run {what} ...")
-            run = run_ours(label, args.end, args.timeout, data_dir, fmt=fmt)
-            say(
-                f"[{label}] crm run {what} {run['wall_seconds']:.1f} s, peak "
-                f"{_gib(run['peak_kib'])}, success={run['success']} {run['failure'] or ''}"
-            )
-            entry[f"ours_{fmt}"] = run
-            save(report, output, tail, SIZES)
+        run_variants(args, label, entry, report, output, tail, say, data_dir)
 
     save(report, output, tail, SIZES)
     say(f"wrote {_rel(data_path(output))} and {_rel(output)}")
