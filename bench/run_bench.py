@@ -1306,6 +1306,8 @@ def render(report: Report, wanted: Iterable[str], previous_tail: str | None) -> 
         'make bench BENCH_ARGS="--sizes 100m --parquet --skip-overhead --timeout 7200"',
         'make bench BENCH_ARGS="--sizes 100k"              # one size (others are kept)',
         'make bench BENCH_ARGS="--sizes 1m --skip-plain"   # pipeline only',
+        "# a variant alone, joined to the size's CSV run already in the JSON:",
+        'make bench BENCH_ARGS="--sizes 100m --parquet --variants-only --skip-overhead"',
         ".venv/bin/python bench/run_bench.py --help",
         "```",
         "",

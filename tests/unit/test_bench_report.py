@@ -178,3 +178,48 @@ def test_contact_load_has_the_promised_shape(bench, tmp_path: Path) -> None:
     assert str(last) == "2026-06-29" and (last - first).days < bench.HISTORY_DAYS
     assert lists == len(load_playbook(ROOT / "campaigns.yml").lists)
     assert unknown == 0
+
+
+def test_variants_only_adds_a_variant_to_the_existing_entry(bench, tmp_path, monkeypatch) -> None:
+    """A long size's Parquet run can follow its CSV run on another day, keeping the CSV
+    and plain figures; without a CSV run of the same dataset it refuses and runs nothing."""
+    dataset = {"members": 21_500, "seed": 42, "end": "2026-06-30", "orders": 100_000}
+    output = tmp_path / "benchmarks.md"
+    machine = {"cpu": "x", "cores": 2, "ram_gib": 23.5, "os": "Linux", "python": "3.11"}
+    report = bench.Report(
+        written="before", machine={**machine, "packages": {}}, seed=42, end="2026-06-30"
+    )
+    csv_run = _run(1500, 6.0, None)
+    report.sizes["100k"] = {
+        "dataset": dataset,
+        "ours": csv_run,
+        "plain": None,
+        "measured": "2026-12-01",
+        "machine": machine,
+    }
+    bench.save(report, output, None, ["100k"])
+
+    calls: list[str] = []
+    regenerated = {**dataset, "generated_seconds": 9.9}  # a new copy of the same dataset
+    parquet = {"bytes": 2**30, "csv_bytes": 2**32, "converted_seconds": 9.0}
+    monkeypatch.setattr(bench, "ensure_dataset", lambda *a, **k: regenerated)
+    monkeypatch.setattr(bench, "ensure_parquet", lambda *a, **k: parquet)
+
+    def fake_run(label, end, timeout, data_dir, fmt="csv"):
+        calls.append(fmt)
+        return _run(900, 5.0, None)
+
+    monkeypatch.setattr(bench, "run_ours", fake_run)
+    argv = ["--sizes", "100k", "--skip-overhead", "--variants-only", "--output", str(output)]
+    assert bench.main([*argv, "--parquet", "--data-dir", str(tmp_path)]) == 0
+    assert calls == ["parquet"]
+    saved = json.loads(bench.data_path(output).read_text(encoding="utf-8"))["sizes"]["100k"]
+    assert saved["ours"]["wall_seconds"] == 1500  # the CSV run is kept
+    assert saved["ours_parquet"]["wall_seconds"] == 900
+    assert saved["parquet"] == parquet
+
+    # Another dataset under the same label: no CSV run to join, nothing runs.
+    monkeypatch.setattr(bench, "ensure_dataset", lambda *a, **k: {**dataset, "orders": 7})
+    assert bench.main([*argv, "--parquet", "--data-dir", str(tmp_path)]) == 2
+    assert bench.main(argv) == 2  # no variant asked for
+    assert calls == ["parquet"]
