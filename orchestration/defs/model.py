@@ -144,7 +144,7 @@ def clv_model(context: dg.AssetExecutionContext, crm: PipelineSettings):
     with open_warehouse(s, read_only=True) as con:
         features = store.read_features(con)
         weekly = store.read_weekly_repeat_purchases(con)
-        cutoffs, holdout_weekly, sample = store.read_backtest(con, s.backtest_max_customers)
+        cutoffs, holdout_weekly, sample = store.read_backtest(con)
     # the newest forecast origin's cohort: enough data there, or no backtest
     origins = cutoffs[cutoffs["is_origin"]]
     calibration = origins[origins["cutoff_number"] == origins["cutoff_number"].min()]

@@ -89,6 +89,7 @@ def dbt_vars(s: Settings) -> dict[str, object]:
         "as_of_date": s.as_of.isoformat(),
         "timezone": s.timezone,
         "holdout_days": s.holdout_days,
+        "backtest_max_customers": s.backtest_max_customers,
         "min_order_date": s.min_order_date.isoformat(),
         "max_order_amount": (
             int(s.max_order_amount)

@@ -66,16 +66,13 @@ def read_features(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     ).df()
 
 
-#: the sample keeps a customer when hash(member_id) % SAMPLE_BUCKETS < share * SAMPLE_BUCKETS
-SAMPLE_BUCKETS = 1_000_000
-
-
 @dataclass(frozen=True)
 class BacktestSample:
-    """Which customers the backtest reads: every one, or a hash sample of them.
+    """Which customers the backtest used: every one, or a hash sample of them
+    (intermediate.int_backtest_sample_derived, CRM_BACKTEST_MAX_CUSTOMERS).
 
     ``cohort`` is the largest cut-off's customers, ``customers`` how many of them the
-    sample keeps (``cohort`` when not sampled)."""
+    sample kept (``cohort`` when not sampled)."""
 
     cohort: int
     customers: int
@@ -96,34 +93,25 @@ class BacktestSample:
 
 
 def read_backtest(
-    con: duckdb.DuckDBPyConnection, max_customers: int
+    con: duckdb.DuckDBPyConnection,
 ) -> tuple[pd.DataFrame, pd.DataFrame, BacktestSample]:
-    """The backtest data (every cut-off's rows and their holdout purchases per week).
-
-    When a cut-off holds more than ``max_customers`` customers, both tables are read for
-    the same hash sample of customers, so the backtest's memory stays bounded however
-    large the shop (the published fit and the scores use every customer)."""
-    cohort = con.execute(
-        "select coalesce(max(n), 0) from (select count(*) as n "
-        "from marts.customer_features_backtest group by cutoff_number)"
-    ).fetchall()[0][0]
-    share = min(1.0, max_customers / cohort) if cohort else 1.0
-    keep = (
-        f"where hash(member_id) % {SAMPLE_BUCKETS} < {int(share * SAMPLE_BUCKETS)}"
-        if share < 1.0
-        else ""
-    )
+    """The backtest data (every cut-off's rows and their holdout purchases per week) and
+    which customers dbt put in it (every one, or a hash sample of a large shop's)."""
     cutoffs = con.sql(
         "select cutoff_date, cutoff_number, is_origin, member_id, frequency, recency, "
         '"T", monetary_value, holdout_frequency, holdout_monetary, holdout_days '
-        f"from marts.customer_features_backtest {keep} order by cutoff_number, member_id"
+        "from marts.customer_features_backtest order by cutoff_number, member_id"
     ).df()
     weekly = con.sql(
         "select cutoff_date, member_id, holdout_week, purchases "
-        f"from marts.backtest_holdout_weekly {keep}"
+        "from marts.backtest_holdout_weekly"
     ).df()
+    rows = con.execute(
+        "select cohort_customers, share from intermediate.int_backtest_sample_derived"
+    ).fetchall()
+    cohort, share = (int(rows[0][0]), float(rows[0][1])) if rows else (0, 1.0)
     kept = int(cutoffs.groupby("cutoff_number").size().max()) if len(cutoffs) else 0
-    return cutoffs, weekly, BacktestSample(int(cohort), kept if share < 1.0 else int(cohort), share)
+    return cutoffs, weekly, BacktestSample(cohort, kept if share < 1.0 else cohort, share)
 
 
 def read_weekly_repeat_purchases(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:

@@ -3,12 +3,20 @@
 -- int_backtest_cutoffs_derived, one row per customer whose first purchase occasion is
 -- on or before it, with lifetimes' features as of the cut-off (the btyd_features
 -- macro, as the published features) and what the customer actually did in the
--- holdout after it (purchase occasions and their mean value).
+-- holdout after it (purchase occasions and their mean value). Only the customers of
+-- int_backtest_sample_derived (every one, or a hash sample of a large shop's).
 with
+
+sample as (
+
+    select bucket_limit from {{ ref('int_backtest_sample_derived') }}
+
+),
 
 occasions as (
 
     select * from {{ ref('int_purchase_occasions') }}
+    where hash(member_id) % 1000000 < (select bucket_limit from sample)
 
 ),
 
