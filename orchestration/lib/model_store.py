@@ -103,8 +103,7 @@ def read_backtest(
         "from marts.customer_features_backtest order by cutoff_number, member_id"
     ).df()
     weekly = con.sql(
-        "select cutoff_date, member_id, holdout_week, purchases "
-        "from marts.backtest_holdout_weekly"
+        "select cutoff_date, member_id, holdout_week, purchases from marts.backtest_holdout_weekly"
     ).df()
     rows = con.execute(
         "select cohort_customers, share from intermediate.int_backtest_sample_derived"
