@@ -7,6 +7,7 @@ line is ``BENCH_RESULT {json}``.
 
 from __future__ import annotations
 
+import io
 import json
 import resource
 import sys
@@ -15,11 +16,33 @@ import traceback
 from typing import Any
 
 RESULT_PREFIX = "BENCH_RESULT "
+#: the run's progress lines (a step's start ▶ and end ✓ / ✗) with the wall clock, for the
+#: harness's memory profile per step
+PROGRESS_PREFIX = "BENCH_PROGRESS "
+
+
+class _Timestamped(io.TextIOBase):
+    """stdout for the run: each line the runner prints gets the prefix and the time."""
+
+    def __init__(self, out: Any) -> None:
+        self._out, self._pending = out, ""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        self._pending += text
+        *lines, self._pending = self._pending.split("\n")
+        for line in lines:
+            self._out.write(f"{PROGRESS_PREFIX}{time.time():.3f} {line}\n")
+        self._out.flush()
+        return len(text)
 
 
 def main() -> int:
     """Run ``run_pipeline()`` and print success, failure, step timings and own resource use."""
     started = time.perf_counter()
+    real_stdout = sys.stdout
     result: dict[str, Any] = {"success": False, "failure": None, "step_seconds": {}}
     try:
         from orchestration.runner import run_pipeline
@@ -33,7 +56,11 @@ def main() -> int:
 
         result["definitions_seconds"] = time.perf_counter() - loaded
         ran = time.perf_counter()
-        outcome = run_pipeline()
+        sys.stdout = _Timestamped(real_stdout)
+        try:
+            outcome = run_pipeline(progress=print)
+        finally:
+            sys.stdout = real_stdout
         result["run_seconds"] = time.perf_counter() - ran
         result["run_id"] = outcome.run_id  # its rows in model.clv_model_runs
         result["success"] = bool(outcome.success)

@@ -138,6 +138,8 @@ class Measured:
     timed_out: bool
     stdout: Path
     stderr: Path
+    #: (wall clock, process-tree RSS in KiB) every 0.1 s
+    samples: list[tuple[float, int]] = field(default_factory=list)
 
     @property
     def peak_kib(self) -> int:
@@ -175,6 +177,7 @@ def run_measured(cmd: list[str], env: dict[str, str], log_stem: Path, timeout: f
     log_stem.parent.mkdir(parents=True, exist_ok=True)
     out_path, err_path = log_stem.with_suffix(".out"), log_stem.with_suffix(".err")
     peak = [0]
+    samples: list[tuple[float, int]] = []
     timed_out = [False]
     done = threading.Event()
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
@@ -185,7 +188,9 @@ def run_measured(cmd: list[str], env: dict[str, str], log_stem: Path, timeout: f
 
         def watch() -> None:
             while not done.is_set():
-                peak[0] = max(peak[0], _process_tree_rss_kib(proc.pid))
+                rss = _process_tree_rss_kib(proc.pid)
+                samples.append((time.time(), rss))
+                peak[0] = max(peak[0], rss)
                 if time.perf_counter() - started > timeout and not timed_out[0]:
                     timed_out[0] = True
                     try:
@@ -209,7 +214,43 @@ def run_measured(cmd: list[str], env: dict[str, str], log_stem: Path, timeout: f
         timed_out=timed_out[0],
         stdout=out_path,
         stderr=err_path,
+        samples=samples,
     )
+
+
+def step_peaks(stdout: Path, samples: list[tuple[float, int]]) -> dict[str, int]:
+    """Peak process-tree RSS (KiB) while each step ran, from the driver's progress lines
+    (`BENCH_PROGRESS <time> ▶ step`, `... ✓ step (n s)`) and the 0.1 s samples. Steps
+    that ran at the same time share the samples of their overlap."""
+    started: dict[str, float] = {}
+    windows: list[tuple[str, float, float]] = []
+    try:
+        lines = stdout.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return {}
+    for line in lines:
+        if not line.startswith("BENCH_PROGRESS "):
+            continue
+        parts = line.split()
+        if len(parts) < 4:
+            continue
+        try:
+            when = float(parts[1])
+        except ValueError:
+            continue
+        mark, step = parts[2], parts[3]
+        if mark == "▶":
+            started[step] = when
+        elif mark in {"✓", "✗"} and step in started:
+            windows.append((step, started.pop(step), when))
+    end = samples[-1][0] if samples else 0.0
+    windows += [(step, t0, end) for step, t0 in started.items()]  # killed mid-step
+    peaks: dict[str, int] = {}
+    for step, t0, t1 in windows:
+        inside = [rss for t, rss in samples if t0 <= t <= t1]
+        if inside:
+            peaks[step] = max(peaks.get(step, 0), *inside)
+    return peaks
 
 
 def _result_line(path: Path, prefix: str) -> dict[str, Any] | None:
@@ -597,6 +638,7 @@ def run_ours(
         "maxrss_kib": m.maxrss_kib,
         "tree_peak_kib": m.tree_peak_kib,
         "peak_kib": m.peak_kib,
+        "step_peak_kib": step_peaks(m.stdout, m.samples),
         "run_id": res.get("run_id"),
         "bgnbd": _bgnbd_of(model_run),
         "model_run": model_run,
@@ -1041,6 +1083,10 @@ def render_size(label: str, entry: dict[str, Any]) -> list[str]:
         )
     steps = ", ".join(f"`{k}` {v:.1f}" for k, v in ours["step_seconds"].items()) or "none"
     lines += [rss + ".", "", f"Dagster steps (s): {steps}.", ""]
+    if ours.get("step_peak_kib"):
+        top = sorted(ours["step_peak_kib"].items(), key=lambda kv: -kv[1])[:6]
+        peaks = ", ".join(f"`{k}` {_gib(v)}" for k, v in top)
+        lines += [f"Peak RSS of the process tree while a step ran (largest): {peaks}.", ""]
     if ours.get("dbt_nodes"):
         nodes = ", ".join(f"`{k}` {v:.1f}" for k, v in ours["dbt_nodes"].items())
         lines += [

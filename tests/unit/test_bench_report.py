@@ -223,3 +223,26 @@ def test_variants_only_adds_a_variant_to_the_existing_entry(bench, tmp_path, mon
     assert bench.main([*argv, "--parquet", "--data-dir", str(tmp_path)]) == 2
     assert bench.main(argv) == 2  # no variant asked for
     assert calls == ["parquet"]
+
+
+def test_step_peaks_attribute_memory_to_the_steps_running(bench, tmp_path) -> None:
+    out = tmp_path / "ours.out"
+    out.write_text(
+        "BENCH_PROGRESS 100.000 ▶ raw_orders\n"
+        "BENCH_PROGRESS 101.000 ✓ raw_orders (1.0s)\n"
+        "BENCH_PROGRESS 101.000 ▶ clv_model\n"
+        "BENCH_PROGRESS 101.500 ▶ crm_dbt_campaigns\n"
+        "BENCH_PROGRESS 102.000     ! check clv_model:drift WARN\n"
+        "BENCH_PROGRESS 103.000 ✓ clv_model (2.0s)\n"
+        "BENCH_PROGRESS 103.200 ▶ customer_scores\n"  # killed: no end line
+        'BENCH_RESULT {"success": false}\n',
+        encoding="utf-8",
+    )
+    samples = [(99.5, 50), (100.5, 300), (101.2, 900), (101.8, 700), (102.9, 400), (103.5, 2000)]
+    assert bench.step_peaks(out, samples) == {
+        "raw_orders": 300,
+        "clv_model": 900,
+        "crm_dbt_campaigns": 2000,  # still running when the samples end
+        "customer_scores": 2000,
+    }
+    assert bench.step_peaks(tmp_path / "missing.out", samples) == {}
