@@ -2,6 +2,8 @@
 -- consent is the conservative value (any explicit "false" wins, unknown stays
 -- unknown), registered_at the earliest, other attributes the last landed value
 -- (file name, then row; an empty value does not replace an earlier one).
+-- A member landed once (nearly all) is its own row; only the others are merged
+-- (merging every member holds nine values per member in memory at once).
 with
 
 base as (
@@ -30,7 +32,13 @@ valid as (
 
 ),
 
-final as (
+repeated as (
+
+    select member_id from valid group by member_id having count(*) > 1
+
+),
+
+merged as (
 
     select
         member_id,
@@ -46,7 +54,36 @@ final as (
         bool_and(marketing_consent) as marketing_consent,
         count(*) as source_rows
     from valid
+    where exists (select 1 from repeated as r where r.member_id = valid.member_id)
     group by member_id
+
+),
+
+single as (
+
+    select
+        member_id,
+        registered_at,
+        name,
+        gender,
+        birthday,
+        city,
+        phone,
+        email,
+        acquisition_channel,
+        acquisition_cost,
+        marketing_consent,
+        cast(1 as bigint) as source_rows
+    from valid
+    where not exists (select 1 from repeated as r where r.member_id = valid.member_id)
+
+),
+
+final as (
+
+    select * from single
+    union all
+    select * from merged
 
 )
 
