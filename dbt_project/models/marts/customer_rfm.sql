@@ -37,14 +37,40 @@ measured as (
 
 ),
 
+r_ranks as ({{ quintile_ranks('measured', '-recency_days') }}),
+
+f_ranks as ({{ quintile_ranks('measured', 'frequency') }}),
+
+m_ranks as ({{ quintile_ranks('measured', 'monetary_total') }}),
+
 scored as (
 
     select
-        *,
-        {{ quintile_score('-recency_days') }} as r_score,
-        {{ quintile_score('frequency') }} as f_score,
-        {{ quintile_score('monetary_total') }} as m_score
-    from measured
+        m.*,
+        {{ quintile_score('r') }} as r_score,
+        {{ quintile_score('f') }} as f_score,
+        {{ quintile_score('mr') }} as m_score
+    from measured as m
+    left join r_ranks as r on -m.recency_days is not distinct from r.v
+    left join f_ranks as f on m.frequency is not distinct from f.v
+    left join m_ranks as mr on m.monetary_total is not distinct from mr.v
+
+),
+
+grid as (
+
+    -- the segment of each of the 25 R x F score cells: the first matching rule by
+    -- priority (looked up once per cell, not once per customer)
+    select
+        cast(rs.range as integer) as r_score,
+        cast(fs.range as integer) as f_score,
+        r.segment
+    from range(1, 6) as rs
+    cross join range(1, 6) as fs
+    left join rules as r
+        on rs.range between r.r_min and r.r_max
+       and fs.range between r.f_min and r.f_max
+    qualify row_number() over (partition by rs.range, fs.range order by r.priority) = 1
 
 ),
 
@@ -52,12 +78,11 @@ segmented as (
 
     select
         s.*,
-        r.segment as rfm_segment
+        g.segment as rfm_segment
     from scored as s
-    left join rules as r
-        on s.r_score between r.r_min and r.r_max
-       and s.f_score between r.f_min and r.f_max
-    qualify row_number() over (partition by s.member_id order by r.priority) = 1
+    left join grid as g
+        on s.r_score = g.r_score
+       and s.f_score = g.f_score
 
 ),
 
