@@ -19,20 +19,17 @@
         cast({{ dbt.datediff('min(occasion_date)', 'max(occasion_date)', 'day') }} as integer)
             as recency,
         cast({{ dbt.datediff('min(occasion_date)', end_date, 'day') }} as integer) as "T",
+        -- the repeat occasions' amounts: all but the first occasion's (one occasion per
+        -- member and day, so the first is unique; exact in decimals, and no window
+        -- sorted over every occasion)
         cast(coalesce(
-            sum(occasion_amount) filter (where occasion_number > 1) / nullif(count(*) - 1, 0), 0
+            (sum(occasion_amount) - arg_min(occasion_amount, occasion_date))
+                / nullif(count(*) - 1, 0),
+            0
         ) as double) as monetary_value,
         min(occasion_date) as first_purchase_date,
         max(occasion_date) as last_purchase_date
-    from (
-        select
-            {{ key }}member_id,
-            occasion_date,
-            occasion_amount,
-            row_number() over (partition by {{ key }}member_id order by occasion_date)
-                as occasion_number
-        from {{ occasions }}
-        where occasion_date <= {{ end_date }}
-    )
+    from {{ occasions }}
+    where occasion_date <= {{ end_date }}
     group by {{ key }}member_id
 {% endmacro %}
