@@ -28,22 +28,27 @@ cohort as (
 
 ),
 
+share as (
+
+    select
+        cohort_customers,
+        case
+            when cohort_customers > {{ var('backtest_max_customers') }}
+                then cast({{ var('backtest_max_customers') }} as double) / cohort_customers
+            else 1.0
+        end as share
+    from cohort
+
+),
+
 final as (
 
     select
         cast(cohort_customers as bigint) as cohort_customers,
         cast({{ var('backtest_max_customers') }} as bigint) as max_customers,
-        cast(case
-            when cohort_customers > {{ var('backtest_max_customers') }}
-                then {{ var('backtest_max_customers') }} / cohort_customers
-            else 1.0
-        end as double) as share,
-        cast(case
-            when cohort_customers > {{ var('backtest_max_customers') }}
-                then floor(1000000 * {{ var('backtest_max_customers') }} / cohort_customers)
-            else 1000000
-        end as bigint) as bucket_limit
-    from cohort
+        cast(share as double) as share,
+        cast(floor(1000000 * share) as bigint) as bucket_limit
+    from share
 
 )
 
