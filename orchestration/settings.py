@@ -61,7 +61,7 @@ class Settings(BaseSettings):
     time_unit: Literal["week", "day"] = "week"
     holdout_days: int = Field(182, ge=7)
     #: a larger backtest cohort is read as a hash sample of this many customers
-    backtest_max_customers: int = Field(2_000_000, ge=1_000)
+    backtest_max_customers: int = Field(500_000, ge=1_000)
     silent_after_days: int | None = Field(None, ge=1)
     churn_after_days: int | None = Field(None, ge=1)
     discount_rate_monthly: float = 0.01
