@@ -1547,6 +1547,16 @@ def main(argv: list[str] | None = None) -> int:
     say(f"machine: {_machine_line(machine)}")
     today = date.today().isoformat()
 
+    if args.variants_only and not (args.parquet or args.contacts):
+        say("--variants-only needs --parquet or --contacts")
+        return 2
+    if args.variants_only and (missing := [lbl for lbl, _ in sizes if lbl not in report.sizes]):
+        say(
+            f"--variants-only: {data_path(output)} has no CSV run of {', '.join(missing)}; "
+            "run the size without --variants-only first"
+        )
+        return 2
+
     if args.render_only:
         if previous is None:
             say(f"no {data_path(output)}; nothing to render")
@@ -1563,9 +1573,6 @@ def main(argv: list[str] | None = None) -> int:
         report.overhead = {**ours, "orders": ds["orders"], "members": members, "measured": today}
         say(f"[{label}] {ours['wall_seconds']:.1f} s, success={ours['success']} {ours['failure']}")
 
-    if args.variants_only and not (args.parquet or args.contacts):
-        say("--variants-only needs --parquet or --contacts")
-        return 2
     for label, members in sizes:
         ds = ensure_dataset(label, members, args.seed, args.end, args.reuse_data, say, data_dir)
         if args.variants_only:

@@ -60,7 +60,8 @@ class Settings(BaseSettings):
     freshness_days: int = Field(2, ge=0)
     time_unit: Literal["week", "day"] = "week"
     holdout_days: int = Field(182, ge=7)
-    #: a larger backtest cohort is read as a hash sample of this many customers
+    #: a larger backtest cohort becomes a hash sample of about this many customers (dbt:
+    #: int_backtest_sample_derived)
     backtest_max_customers: int = Field(500_000, ge=1_000)
     silent_after_days: int | None = Field(None, ge=1)
     churn_after_days: int | None = Field(None, ge=1)

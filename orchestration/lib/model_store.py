@@ -16,6 +16,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from orchestration.errors import CrmError
 from orchestration.lib.files import write_atomic
 from orchestration.lib.warehouse import finite_float, table_exists
 
@@ -66,6 +67,9 @@ def read_features(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     ).df()
 
 
+SAMPLE_TABLE = "intermediate.int_backtest_sample_derived"
+
+
 @dataclass(frozen=True)
 class BacktestSample:
     """Which customers the backtest used: every one, or a hash sample of them
@@ -77,6 +81,8 @@ class BacktestSample:
     cohort: int
     customers: int
     share: float
+    #: the cap dbt built the sample with (CRM_BACKTEST_MAX_CUSTOMERS of that dbt run)
+    max_customers: int | None = None
 
     @property
     def sampled(self) -> bool:
@@ -105,12 +111,25 @@ def read_backtest(
     weekly = con.sql(
         "select cutoff_date, member_id, holdout_week, purchases from marts.backtest_holdout_weekly"
     ).df()
+    if not table_exists(con, SAMPLE_TABLE):
+        raise CrmError(
+            f"{SAMPLE_TABLE} is missing: the warehouse was built by an older version; "
+            "run the whole pipeline (crm run, or materialize crm_dbt_models first)"
+        )
     rows = con.execute(
-        "select cohort_customers, share from intermediate.int_backtest_sample_derived"
+        f"select cohort_customers, share, max_customers from {SAMPLE_TABLE}"
     ).fetchall()
-    cohort, share = (int(rows[0][0]), float(rows[0][1])) if rows else (0, 1.0)
+    cohort, share, cap = (
+        (int(rows[0][0]), float(rows[0][1]), rows[0][2]) if rows else (0, 1.0, None)
+    )
     kept = int(cutoffs.groupby("cutoff_number").size().max()) if len(cutoffs) else 0
-    return cutoffs, weekly, BacktestSample(cohort, kept if share < 1.0 else cohort, share)
+    return (
+        cutoffs,
+        weekly,
+        BacktestSample(
+            cohort, kept if share < 1.0 else cohort, share, None if cap is None else int(cap)
+        ),
+    )
 
 
 def read_weekly_repeat_purchases(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:

@@ -5,6 +5,7 @@ marts/_unit_tests.yml); read_backtest reads the tables and says which customers 
 import duckdb
 import pytest
 
+from orchestration.errors import CrmError
 from orchestration.lib import model_store as store
 
 
@@ -62,3 +63,16 @@ def test_a_sample_says_how_many_of_the_cohort_it_kept() -> None:
     text = sample.describe()
     assert "25.0% sample" in text and "1,012 of 4,000" in text
     assert "CRM_BACKTEST_MAX_CUSTOMERS" in text
+
+
+def test_the_cap_dbt_used_is_reported() -> None:
+    con = _warehouse({1: 900}, cohort=900, share=1.0)
+    _, _, sample = store.read_backtest(con)
+    assert sample.max_customers == 1000  # compared with the settings by clv_model
+
+
+def test_a_warehouse_without_the_sample_table_says_what_to_run() -> None:
+    con = _warehouse({1: 900}, cohort=900, share=1.0)
+    con.execute("drop table intermediate.int_backtest_sample_derived")
+    with pytest.raises(CrmError, match="crm run"):
+        store.read_backtest(con)
