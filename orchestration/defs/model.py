@@ -145,7 +145,7 @@ def clv_model(context: dg.AssetExecutionContext, crm: PipelineSettings):
         features = store.read_features(con)
         weekly = store.read_weekly_repeat_purchases(con)
         cutoffs, holdout_weekly, sample = store.read_backtest(con)
-    if sample.max_customers is not None and sample.max_customers != s.backtest_max_customers:
+    if sample.max_customers != s.backtest_max_customers:
         context.log.warning(
             f"the backtest tables were built with CRM_BACKTEST_MAX_CUSTOMERS="
             f"{sample.max_customers:,}, not {s.backtest_max_customers:,}: materialize "

@@ -82,7 +82,7 @@ class BacktestSample:
     customers: int
     share: float
     #: the cap dbt built the sample with (CRM_BACKTEST_MAX_CUSTOMERS of that dbt run)
-    max_customers: int | None = None
+    max_customers: int
 
     @property
     def sampled(self) -> bool:
@@ -103,6 +103,14 @@ def read_backtest(
 ) -> tuple[pd.DataFrame, pd.DataFrame, BacktestSample]:
     """The backtest data (every cut-off's rows and their holdout purchases per week) and
     which customers dbt put in it (every one, or a hash sample of a large shop's)."""
+    if not table_exists(con, SAMPLE_TABLE):
+        raise CrmError(
+            f"{SAMPLE_TABLE} is missing: the warehouse was built by an older version; "
+            "run the whole pipeline (crm run, or materialize crm_dbt_models first)"
+        )
+    cohort, share, cap = con.execute(
+        f"select cohort_customers, share, max_customers from {SAMPLE_TABLE}"
+    ).fetchall()[0]  # one row, always
     cutoffs = con.sql(
         "select cutoff_date, cutoff_number, is_origin, member_id, frequency, recency, "
         '"T", monetary_value, holdout_frequency, holdout_monetary, holdout_days '
@@ -111,25 +119,9 @@ def read_backtest(
     weekly = con.sql(
         "select cutoff_date, member_id, holdout_week, purchases from marts.backtest_holdout_weekly"
     ).df()
-    if not table_exists(con, SAMPLE_TABLE):
-        raise CrmError(
-            f"{SAMPLE_TABLE} is missing: the warehouse was built by an older version; "
-            "run the whole pipeline (crm run, or materialize crm_dbt_models first)"
-        )
-    rows = con.execute(
-        f"select cohort_customers, share, max_customers from {SAMPLE_TABLE}"
-    ).fetchall()
-    cohort, share, cap = (
-        (int(rows[0][0]), float(rows[0][1]), rows[0][2]) if rows else (0, 1.0, None)
-    )
     kept = int(cutoffs.groupby("cutoff_number").size().max()) if len(cutoffs) else 0
-    return (
-        cutoffs,
-        weekly,
-        BacktestSample(
-            cohort, kept if share < 1.0 else cohort, share, None if cap is None else int(cap)
-        ),
-    )
+    sample = BacktestSample(int(cohort), kept if share < 1.0 else int(cohort), share, int(cap))
+    return cutoffs, weekly, sample
 
 
 def read_weekly_repeat_purchases(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:

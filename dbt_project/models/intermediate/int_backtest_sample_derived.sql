@@ -1,7 +1,8 @@
 -- Which customers the model backtest uses: every one, or, when the largest cut-off's
 -- cohort (customers whose first purchase occasion is on or before it) holds more than
 -- `backtest_max_customers` (CRM_BACKTEST_MAX_CUSTOMERS), a hash sample of them. A
--- customer is kept when hash(member_id) % 1,000,000 < bucket_limit: the same customers
+-- customer is kept when hash(member_id) % 1,000,000 < bucket_limit (the macro
+-- in_backtest_sample, which both backtest tables filter with): the same customers
 -- at every cut-off, in the weekly holdout table and in every run with the same cap.
 -- One row. customer_features_backtest and backtest_holdout_weekly read only the kept
 -- customers' occasions, so the backtest's cost stays bounded however large the shop
@@ -47,7 +48,7 @@ final as (
         cast(cohort_customers as bigint) as cohort_customers,
         cast({{ var('backtest_max_customers') }} as bigint) as max_customers,
         cast(share as double) as share,
-        cast(floor(1000000 * share) as bigint) as bucket_limit
+        cast(floor({{ backtest_buckets() }} * share) as bigint) as bucket_limit
     from share
 
 )

@@ -15,8 +15,7 @@ occasions as (
 
     -- the sampled customers' (int_backtest_sample_derived), as the cohort's
     select * from {{ ref('int_purchase_occasions') }}
-    where hash(member_id) % 1000000
-        < (select bucket_limit from {{ ref('int_backtest_sample_derived') }})
+    where {{ in_backtest_sample('member_id') }}
 
 ),
 

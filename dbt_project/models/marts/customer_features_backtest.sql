@@ -7,16 +7,10 @@
 -- int_backtest_sample_derived (every one, or a hash sample of a large shop's).
 with
 
-sample as (
-
-    select bucket_limit from {{ ref('int_backtest_sample_derived') }}
-
-),
-
 occasions as (
 
     select * from {{ ref('int_purchase_occasions') }}
-    where hash(member_id) % 1000000 < (select bucket_limit from sample)
+    where {{ in_backtest_sample('member_id') }}
 
 ),
 
