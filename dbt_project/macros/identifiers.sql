@@ -12,9 +12,12 @@
 {# Member id: zero-width characters and no-break spaces removed, then trimmed. Case is kept
    (ids are matched exactly); `member_key` below is the case-insensitive form. #}
 {% macro normalise_member_id(col) -%}
-    nullif(regexp_replace(
+    {#- fast path (see macros/parsing.sql): nothing to remove -#}
+    case when regexp_full_match({{ col }}, '[^\s{{ invisible_chars() }}\x{00a0}\x{202f}\x{3000}]+')
+        then {{ col }}
+    else nullif(regexp_replace(
         regexp_replace({{ col }}, '[{{ invisible_chars() }}\x{00a0}\x{202f}\x{3000}]', '', 'g'),
-        '^\s+|\s+$', '', 'g'), '')
+        '^\s+|\s+$', '', 'g'), '') end
 {%- endmacro %}
 
 {# Case-insensitive matching key of a member id (the do-not-contact list matches on it). #}
@@ -36,6 +39,7 @@
         ~ "'[\\s\\x{00a0}\\x{202f}\\x{3000}" ~ invisible_chars()
         ~ "().\\-\\x{2010}-\\x{2015}\\x{2212}－（）/]', '', 'g')" -%}
     case
+        when regexp_full_match({{ col }}, '1[3-9][0-9]{9}') then '+86' || {{ col }}
         when regexp_full_match({{ s }}, '0?1[3-9][0-9]{9}') then '+86' || right({{ s }}, 11)
         when regexp_full_match({{ s }}, '(\+|00)?860?1[3-9][0-9]{9}') then '+86' || right({{ s }}, 11)
         when regexp_full_match({{ s }}, '(\+|00)[1-9][0-9]{6,14}')
@@ -48,7 +52,10 @@
 {% macro normalise_email(col) -%}
     {%- set s = "regexp_replace(lower(regexp_replace(" ~ col ~ ", '[" ~ invisible_chars()
         ~ "\\x{00a0}\\x{202f}\\x{3000}<>]|^\\s+|\\s+$', '', 'g')), '^mailto:', '')" -%}
-    case when regexp_full_match({{ s }}, '[^@\s]+@[^@\s]+\.[^@\s.]+') then {{ s }} end
+    case
+        when regexp_full_match({{ col }}, '[a-z0-9._%+-]+@[a-z0-9.-]+\.[a-z]+') then {{ col }}
+        when regexp_full_match({{ s }}, '[^@\s]+@[^@\s]+\.[^@\s.]+') then {{ s }}
+    end
 {%- endmacro %}
 
 {# True when a value was given but is not a usable phone / email (counted by WARN checks). #}

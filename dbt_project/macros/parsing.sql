@@ -4,8 +4,23 @@
   Dispatched so another adapter can supply its own implementation.
 #}
 
+{#
+  Fast paths: most landed values are already clean (an id without spaces, an amount like
+  118.59, a time like 2024-07-01 00:12:27). Each macro first tests for that shape with one
+  anchored match and then takes the value as it is; anything else goes the full way. The
+  result is the same either way (tests/unit/test_parsing_macros.py compares both on hostile
+  and random text); at 10M orders the rewriting regexes were most of the typing's cost.
+#}
+
 {% macro clean_text(col) -%}
-    nullif(trim(regexp_replace({{ col }}, '[\s\x{00a0}\x{3000}]+', ' ', 'g')), '')
+    {#- fast path: single spaces between words, nothing to fold, and nothing trim()
+        removes at either end (it removes every Unicode space, so the value starts and
+        ends with a letter, digit, punctuation or symbol) -#}
+    {%- set edge = "[\\p{L}\\p{N}\\p{P}\\p{S}]" %}
+    {%- set inner = "[^\\s\\x{00a0}\\x{3000}]" %}
+    case when regexp_full_match({{ col }}, '{{ edge }}(( ?{{ inner }})*( ?{{ edge }}))?')
+        then {{ col }}
+    else nullif(trim(regexp_replace({{ col }}, '[\s\x{00a0}\x{3000}]+', ' ', 'g')), '') end
 {%- endmacro %}
 
 {% macro parse_timestamp(col) -%}
@@ -15,16 +30,16 @@
 {% macro default__parse_timestamp(col) -%}
     {# Values with a UTC offset or Z are converted to the business timezone;
        naive values are already local. Several common layouts are accepted. #}
+    {%- set layouts = "['%Y-%m-%d %H:%M:%S', '%Y-%m-%dT%H:%M:%S', '%Y-%m-%d %H:%M', '%Y-%m-%d',
+             '%Y/%m/%d %H:%M:%S', '%Y/%m/%d %H:%M', '%Y/%m/%d', '%Y%m%d', '%Y%m%d%H%M%S',
+             '%Y.%m.%d', '%Y.%m.%d %H:%M:%S']" %}
     case
+        when regexp_full_match({{ col }}, '\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}:\d{2})?')
+            then try_strptime({{ col }}, {{ layouts }})
         when regexp_matches(trim({{ col }}), '(Z|[+-]\d{2}(:?\d{2})?)$')
              and regexp_matches(trim({{ col }}), '^\d{4}-\d{2}-\d{2}[ T]\d')
             then timezone('{{ var("timezone") }}', try_cast(trim({{ col }}) as timestamptz))
-        else try_strptime(
-            regexp_replace(trim({{ col }}), '\.\d+$', ''),
-            ['%Y-%m-%d %H:%M:%S', '%Y-%m-%dT%H:%M:%S', '%Y-%m-%d %H:%M', '%Y-%m-%d',
-             '%Y/%m/%d %H:%M:%S', '%Y/%m/%d %H:%M', '%Y/%m/%d', '%Y%m%d', '%Y%m%d%H%M%S',
-             '%Y.%m.%d', '%Y.%m.%d %H:%M:%S']
-        )
+        else try_strptime(regexp_replace(trim({{ col }}), '\.\d+$', ''), {{ layouts }})
     end
 {%- endmacro %}
 
@@ -39,6 +54,7 @@
     {%- set s = "regexp_replace(upper(" ~ col ~ "), '[\\s\\x{00a0}\\x{3000}\\x{202f}¥￥$元]|RMB|CNY', '', 'g')" -%}
     try_cast(
         case
+            when regexp_full_match({{ col }}, '-?[0-9]+([.][0-9]+)?') then {{ col }}
             when {{ s }} ~ '^-?[0-9]+([.][0-9]+)?$' then {{ s }}
             when {{ s }} ~ '^-?[0-9]{1,3}(,[0-9]{3})+([.][0-9]+)?$' then replace({{ s }}, ',', '')
             when {{ s }} ~ '^-?[0-9]{1,3}([.][0-9]{3})+(,[0-9]+)?$' then replace(replace({{ s }}, '.', ''), ',', '.')

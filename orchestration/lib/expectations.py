@@ -291,11 +291,12 @@ def _projection(table: Table, sql: Any) -> str:
         # channel column): its values are not read, the row is counted as rejected
         inner += [
             f"case when _reject_reason is null then {typed[kind](col)} end as {col}",
-            f"case when _reject_reason is null then {sql('clean_text', col)} end as {col}__text",
+            f"{col} as {col}__text",
         ]
         outer.append(col)
         if kind != "text":  # what landed where staging reads no value (examples)
-            landed = f"coalesce({col}__text, '{MISSING}')" if col in required else f"{col}__text"
+            text = sql("clean_text", f"{col}__text")  # cleaned only where it is shown
+            landed = f"coalesce({text}, '{MISSING}')" if col in required else text
             outer.append(
                 f"case when {col} is null and _reject_reason is null then {landed} end "
                 f"as {col}_landed"
