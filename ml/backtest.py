@@ -710,24 +710,33 @@ def backtest(
         fitted, failed = fit_many(
             hist, purchase_model_names, time_unit, parallel, penalizers=penalizers
         )
+        xyz = model_frame[["frequency", "recency", "T"]].to_numpy(float)
+        rows, first, inverse = np.unique(xyz, axis=0, return_index=True, return_inverse=True)
+        inverse = inverse.ravel()
+        ux, ut_x, uage = rows[:, 0], rows[:, 1], rows[:, 2]
+        expected, probability, curves = {}, {}, {}
+        for name, model in list(fitted.items()):
+            curve, p = _forecasts(model, holdout_days, weeks, unit_days, ux, ut_x, uage)
+            finite = np.isfinite(curve).all(axis=1) & np.isfinite(p)
+            if not finite.all():
+                # not a number for some customers: the model failed here (a loss over the
+                # other customers would look lower, not worse)
+                failed[name] = (
+                    f"{label(name)} forecasts are not finite for {int((~finite[inverse]).sum()):,}"
+                    f" of {len(frame):,} customers ({model.params})"
+                )
+                del fitted[name]
+                continue
+            curves[name], probability[name] = curve, p
+            expected[name] = curve[:, -1]
         failures.update({k: f"{v} (origin {cutoff})" for k, v in failed.items()})
         if not fitted:
             raise ModelError(
                 f"no purchase model converged at origin {cutoff}: " + "; ".join(failed.values())
             )
         converged = set(fitted) if converged is None else converged & set(fitted)
-        xyz = model_frame[["frequency", "recency", "T"]].to_numpy(float)
-        rows, first, inverse = np.unique(xyz, axis=0, return_index=True, return_inverse=True)
-        inverse = inverse.ravel()
-        ux, ut_x, uage = rows[:, 0], rows[:, 1], rows[:, 2]
         distinct = frame.iloc[first]  # the rows in days, for the baselines
         purchase_row, purchase_week, purchase_count = _purchases(frame, weekly, cutoff, weeks)
-        expected, probability, curves = {}, {}, {}
-        for name, model in fitted.items():
-            curves[name], probability[name] = _forecasts(
-                model, holdout_days, weeks, unit_days, ux, ut_x, uage
-            )
-            expected[name] = curves[name][:, -1]
         rate = baseline_rate(distinct["frequency"].to_numpy(float), distinct["T"].to_numpy(float))
         expected[BASELINE] = rate * holdout_days
         probability[BASELINE] = -np.expm1(-expected[BASELINE])

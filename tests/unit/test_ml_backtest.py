@@ -294,3 +294,30 @@ def test_bootstrap_weights_are_poisson_and_spread_like_resampling() -> None:
         for i in (rng.integers(0, 2_000, 2_000) for _ in range(400))
     ]
     assert np.std(poisson) == pytest.approx(np.std(classical), rel=0.2)
+
+
+def test_a_model_whose_forecast_is_not_a_number_fails_and_is_never_chosen(
+    bgnbd_case, monkeypatch
+) -> None:
+    """Seen at 100M orders: Pareto/NBD fitted on the newest origin (s 283, beta 25,832)
+    forecast NaN for 131k of 289k feature rows; the loss left those parts out, came out
+    at half of BG/NBD's and chose it. A model with a non-finite forecast fails at that
+    origin instead, and says so."""
+    import ml.backtest as bt
+
+    _, cutoffs, weekly, _ = bgnbd_case
+    real = bt._forecasts
+
+    def broken(model, *args):
+        curve, p = real(model, *args)
+        if type(model).__name__ == "ParetoNBD":
+            curve, p = curve.copy(), p.copy()
+            curve[::3], p[::3] = np.nan, np.nan  # a third of the rows
+        return curve, p
+
+    monkeypatch.setattr(bt, "_forecasts", broken)
+    result = backtest(cutoffs, weekly, MODELS, "week", parallel=False)
+    assert result.selected != "pareto_nbd"
+    assert "pareto_nbd" not in result.metrics and "pareto_nbd" not in result.fitted
+    assert "forecasts are not finite for" in result.failures["pareto_nbd"]
+    assert all(np.isfinite(m.loss) and m.loss > 0.1 for m in result.metrics.values())
