@@ -18,7 +18,7 @@ from typing import NamedTuple
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.optimize import minimize
-from scipy.special import digamma, gammaln, hyp2f1
+from scipy.special import digamma, gammaln
 
 from ml.errors import ModelError
 from ml.fitting import PARAM_RANGE
@@ -95,7 +95,7 @@ def dropout_integral(
     m : numpy.ndarray
         Exponent of ``A + v`` per row (``r + x`` in the likelihood).
     k : float
-        Exponent of ``B + v`` (``s + 1``).
+        Exponent of ``B + v`` (``s + 1`` in the likelihood), > 0.
     A, B : float
         Shifts (``alpha`` and ``beta``), > 0.
 
@@ -126,13 +126,17 @@ def dropout_integral(
     t1 = np.log(c + hi)
     g0, s0 = g_and_slope(t0, m)
     g1, s1 = g_and_slope(t1, m)
-    # G' decreases in t. It can change sign inside the interval only when A < B, where
-    # G' = 1 - m - k e^t / (B - A + e^t) vanishes at e^t = (B - A)(1 - m) / (k - 1 + m).
+    # G' decreases in t. When A <= B, G' = 1 - m - k e^t / (B - A + e^t) vanishes at
+    # e^t = (B - A)(1 - m) / (k - 1 + m); when B < A, G' = 1 - k - m e^t / (A - B + e^t)
+    # at e^t = (A - B)(1 - k) / (m - 1 + k), which needs k < 1 (predictions only).
     t_peak = np.where(s0 <= 0.0, t0, t1)
     interior = (s0 > 0.0) & (s1 < 0.0)
     if np.any(interior):
         mi = m[interior]
-        e_star = db * (1.0 - mi) / (k - 1.0 + mi)
+        if a_is_min:
+            e_star = db * (1.0 - mi) / (k - 1.0 + mi)
+        else:  # only for k < 1, never in the fit (k = s + 1)
+            e_star = da * (1.0 - k) / (mi - 1.0 + k)
         t_peak[interior] = np.clip(np.log(e_star), t0[interior], t1[interior])
     g_peak, _ = g_and_slope(t_peak, m)
     target = g_peak - _WINDOW_DROP
@@ -463,69 +467,40 @@ def log_likelihood(
     return float(mean_ll * np.sum(w))
 
 
-# ---------------------------------------------------------------------------
-# Closed form of the same kind of integral, for the predictions
-# ---------------------------------------------------------------------------
-
-
-def _arr(values: ArrayLike) -> NDArray[np.float64]:
-    return np.asarray(values, dtype=np.float64)
-
-
-def _log_tail(
-    u: ArrayLike, m: ArrayLike, k: ArrayLike, A: ArrayLike, B: ArrayLike
-) -> NDArray[np.float64]:
-    """Return ``log integral_u^inf (A + v)^-m (B + v)^-k dv`` for ``m + k > 1``.
-
-    Substituting ``y = 1 / (max(A, B) + v)`` gives an incomplete-beta type integral; after
-    Euler's transformation it reads, for ``A >= B``,
-
-        (A + u)^-m (B + u)^(1 - k) 2F1(m, 1; m + k; (A - B) / (A + u)) / (m + k - 1)
-
-    and symmetrically for ``B > A``. The hypergeometric argument lies in ``[0, 1)`` and the
-    second upper parameter is 1, which keeps scipy's ``hyp2f1`` well conditioned.
-    """
-    u, m, k, A, B = np.broadcast_arrays(_arr(u), _arr(m), _arr(k), _arr(A), _arr(B))
-    au = A + u
-    bu = B + u
-    a_ge = A >= B
-    first = np.where(a_ge, m, k)
-    z = np.where(a_ge, (A - B) / au, (B - A) / bu)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        powers = np.where(
-            a_ge,
-            -m * np.log(au) + (1.0 - k) * np.log(bu),
-            -k * np.log(bu) + (1.0 - m) * np.log(au),
-        )
-        return powers + np.log(hyp2f1(first, 1.0, m + k, z)) - np.log(m + k - 1.0)
-
-
 def log_integral(
-    lo: ArrayLike, hi: ArrayLike, m: ArrayLike, k: ArrayLike, A: ArrayLike, B: ArrayLike
+    lo: ArrayLike, hi: ArrayLike, m: ArrayLike, k: float, A: float, B: float
 ) -> NDArray[np.float64]:
-    """Return ``log integral_lo^hi (A + v)^-m (B + v)^-k dv`` in closed form, broadcasting.
+    """Return ``log integral_lo^hi (A + v)^-m (B + v)^-k dv``, broadcasting ``lo, hi, m``.
 
-    The predictions of :class:`ml.purchase_models.ParetoNBD` use this hypergeometric
-    closed form at the fitted parameters. The fit evaluates the integral over its whole
-    parameter search and uses the quadrature :func:`dropout_integral` instead, which is
-    cheaper per row and stays finite where scipy's ``hyp2f1`` loses digits.
+    The predictions of :class:`ml.purchase_models.ParetoNBD` evaluate their integrals
+    with the fit's quadrature :func:`dropout_integral`, in blocks of rows. (scipy's
+    ``hyp2f1`` closed form returned NaN for most customers at the dropout shapes large
+    shops fit, e.g. ``s = 283, beta = 25,832``, and took 84 (p_alive) to 146 (p_purchase)
+    microseconds a row.)
 
     Parameters
     ----------
     lo, hi : array_like
         Integration bounds, ``0 <= lo <= hi``.
-    m, k : array_like
-        Exponents, ``m + k > 1``.
-    A, B : array_like
-        Shifts, ``> 0``.
+    m : array_like
+        Exponent of ``A + v``, > 0.
+    k : float
+        Exponent of ``B + v``, > 0.
+    A, B : float
+        Shifts, > 0.
 
     Returns
     -------
     numpy.ndarray
-        The log-integral, ``-inf`` where ``lo == hi``.
+        The log-integral in the broadcast shape of ``lo, hi, m``; ``-inf`` where
+        ``lo == hi``.
     """
-    g_lo = _log_tail(lo, m, k, A, B)
-    g_hi = _log_tail(hi, m, k, A, B)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        diff = np.minimum(g_hi - g_lo, 0.0)
-        return g_lo + np.log(-np.expm1(diff))
+    lo_b, hi_b, m_b = np.broadcast_arrays(*(np.asarray(v, dtype=np.float64) for v in (lo, hi, m)))
+    out = np.full(lo_b.shape, -np.inf)
+    lo_f, hi_f, m_f, flat = lo_b.ravel(), hi_b.ravel(), m_b.ravel(), out.reshape(-1)
+    rows = np.flatnonzero(lo_f < hi_f)
+    for start in range(0, len(rows), _BLOCK_ROWS):
+        idx = rows[start : start + _BLOCK_ROWS]
+        log_j, *_ = dropout_integral(lo_f[idx], hi_f[idx], m_f[idx], float(k), float(A), float(B))
+        flat[idx] = log_j
+    return out

@@ -502,8 +502,9 @@ class ParetoNBD(PurchaseModel):
         P(N >= 1 | history) = P(alive) * r' alpha'^r' beta'^s
                               * integral_0^t (alpha' + u)^-(r'+1) (beta' + u)^-s du
 
-    with ``r' = r + x``, ``alpha' = alpha + T``, ``beta' = beta + T``; the integral is
-    evaluated in closed form (:func:`ml.pareto_nbd.log_integral`).
+    with ``r' = r + x``, ``alpha' = alpha + T``, ``beta' = beta + T``; this integral and
+    the one in :meth:`p_alive` are evaluated by the fit's quadrature
+    (:func:`ml.pareto_nbd.log_integral`).
     """
 
     name: ClassVar[str] = "pareto_nbd"
@@ -550,7 +551,9 @@ class ParetoNBD(PurchaseModel):
         rp = r + x
         a_p = alpha + age
         b_p = beta + age
-        log_int = pareto_nbd.log_integral(0.0, t, rp + 1.0, s, a_p, b_p)
+        # integral_0^t (a_p + u)^-(rp+1) (b_p + u)^-s du, shifted by v = T + u so that the
+        # shifts are the scalars alpha and beta.
+        log_int = pareto_nbd.log_integral(age, age + t, rp + 1.0, s, alpha, beta)
         with np.errstate(divide="ignore"):
             out = np.exp(np.log(rp) + rp * np.log(a_p) + s * np.log(b_p) + log_int)
         return np.clip(np.where(t > 0, out, 0.0), 0.0, 1.0)

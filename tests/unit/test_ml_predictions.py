@@ -176,3 +176,61 @@ def test_p_purchase_and_expectation_factorise_through_p_alive(name: str) -> None
         model.expected_purchases(13.0, x, t_x, age),
         alive * model.expected_purchases_given_alive(13.0, x, age),
     )
+
+
+def _log_integral_adaptive(lo: float, hi: float, m: float, k: float, A: float, B: float) -> float:
+    """``log integral_lo^hi (A + v)^-m (B + v)^-k dv`` by scipy's adaptive quadrature,
+    scaled by the integrand's peak on a fine grid so nothing underflows."""
+
+    def log_f(v):
+        return -m * np.log(A + v) - k * np.log(B + v)
+
+    peak = float(np.max(log_f(np.linspace(lo, hi, 20_001))))
+    value, _ = quad(lambda v: np.exp(log_f(v) - peak), lo, hi, epsabs=0, epsrel=1e-13, limit=500)
+    return peak + float(np.log(value))
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        # Fitted at 100M orders (weeks): scipy's hyp2f1 closed form gave NaN for most
+        # customers here.
+        {"r": 1.8755, "alpha": 18.2918, "s": 282.685, "beta": 25831.85},
+        {"r": 5.0, "alpha": 2.0, "s": 900.0, "beta": 90_000.0},
+        # beta < alpha and s < 1: the integrand of p_purchase peaks inside the window.
+        {"r": 0.3, "alpha": 40.0, "s": 0.2, "beta": 3.0},
+    ],
+)
+def test_pareto_predictions_at_large_and_small_dropout_shapes(params) -> None:
+    model = _model("pareto_nbd", params)
+    r, alpha, s, beta = (params[p] for p in ("r", "alpha", "s", "beta"))
+    rows = np.array(
+        [
+            [0, 0.0, 1.0],
+            [0, 0.0, 77.86],
+            [1, 6.71, 77.86],
+            [5, 50.0, 77.86],
+            [30, 77.0, 77.86],
+            [150, 120.0, 180.0],
+            [2, 3.0, 3.0],
+        ]
+    )
+    x, t_x, age = rows.T
+    p_alive = model.p_alive(x, t_x, age)
+    assert np.all(np.isfinite(p_alive))
+    for t in (1.0, 8.7, 52.0):
+        p_buy = model.p_purchase(t, x, t_x, age)
+        assert np.all(np.isfinite(p_buy)) and np.all(p_buy <= p_alive)
+        for i, (xi, txi, ti) in enumerate(rows):
+            log_alive = -(r + xi) * np.log(alpha + ti) - s * np.log(beta + ti)
+            if txi < ti:
+                log_dead = np.log(s) + _log_integral_adaptive(txi, ti, r + xi, s + 1, alpha, beta)
+            else:
+                log_dead = -np.inf
+            expected_alive = 1.0 / (1.0 + np.exp(log_dead - log_alive))
+            log_int = _log_integral_adaptive(0.0, t, r + xi + 1, s, alpha + ti, beta + ti)
+            given_alive = np.exp(
+                np.log(r + xi) + (r + xi) * np.log(alpha + ti) + s * np.log(beta + ti) + log_int
+            )
+            assert p_alive[i] == pytest.approx(expected_alive, abs=1e-9)
+            assert p_buy[i] == pytest.approx(expected_alive * min(given_alive, 1.0), abs=1e-9)
