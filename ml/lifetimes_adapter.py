@@ -26,6 +26,7 @@ __all__ = [
     "GammaGammaFitter",
     "ModifiedBetaGeoFitter",
     "ParetoNBDFitter",
+    "beta_geo_fitter",
     "expected_purchases_new_customer",
     "fit",
     "fitted_params",
@@ -135,6 +136,25 @@ def log_likelihood(
     return float(-nll * w.sum())
 
 
+def _store_fit(
+    fitter: Any,
+    *,
+    time_scale: float,
+    negative_log_likelihood: float,
+    frequency: np.ndarray,
+    recency: np.ndarray,
+    T: np.ndarray,
+    weights: np.ndarray,
+) -> Any:
+    # the state lifetimes' fit leaves besides params_ (no Hessian: nothing reads it)
+    fitter._scale = time_scale
+    fitter._negative_log_likelihood_ = negative_log_likelihood
+    fitter._hessian_ = None
+    w = np.asarray(weights, dtype=float)
+    fitter.data = pd.DataFrame({"frequency": frequency, "recency": recency, "T": T, "weights": w})
+    return fitter
+
+
 def pareto_fitter(
     params: Mapping[str, float],
     names: Sequence[str],
@@ -176,12 +196,70 @@ def pareto_fitter(
     x = np.asarray(frequency, dtype=float)
     w = np.asarray(weights, dtype=float)
     mean_x = float(np.einsum("i,i->", w / float(np.sum(w)), x))
-    fitter._scale = time_scale
     # lifetimes' reported objective: scaled-time log-likelihood is ll - x log(scale).
-    fitter._negative_log_likelihood_ = len(x) * (mean_objective + mean_x * math.log(time_scale))
-    fitter._hessian_ = None
-    fitter.data = pd.DataFrame({"frequency": frequency, "recency": recency, "T": T, "weights": w})
-    return fitter
+    nll = len(x) * (mean_objective + mean_x * math.log(time_scale))
+    return _store_fit(
+        fitter,
+        time_scale=time_scale,
+        negative_log_likelihood=nll,
+        frequency=frequency,
+        recency=recency,
+        T=T,
+        weights=weights,
+    )
+
+
+def beta_geo_fitter(
+    fitter_class: type,
+    params: Mapping[str, float],
+    names: Sequence[str],
+    *,
+    penalizer: float,
+    time_scale: float,
+    mean_objective: float,
+    frequency: np.ndarray,
+    recency: np.ndarray,
+    T: np.ndarray,
+    weights: np.ndarray,
+) -> Any:
+    """Return a ``BetaGeoFitter`` or ``ModifiedBetaGeoFitter`` as lifetimes' ``fit`` leaves it.
+
+    The fit runs outside lifetimes (see :mod:`ml.beta_geo`) on the same objective; the
+    fitter gets the parameters, data, scale and minimised objective, but no Hessian or
+    standard errors.
+
+    Parameters
+    ----------
+    fitter_class : type
+        ``BetaGeoFitter`` or ``ModifiedBetaGeoFitter``.
+    params : mapping of str to float
+        Fitted ``r, alpha, a, b`` in the data's time unit.
+    names : sequence of str
+        Parameter names in lifetimes' order.
+    penalizer : float
+        Penalizer coefficient used.
+    time_scale : float
+        lifetimes' time rescaling, ``1 / max(T)``.
+    mean_objective : float
+        The minimised objective (lifetimes' ``_negative_log_likelihood_``).
+    frequency, recency, T, weights : numpy.ndarray
+        The fitting data (one row per histogram row).
+
+    Returns
+    -------
+    object
+        The fitter with ``params_``, ``data``, ``predict`` and lifetimes' fit state set.
+    """
+    fitter = _set_params(fitter_class(penalizer_coef=penalizer), params, names)
+    return _store_fit(
+        fitter,
+        time_scale=time_scale,
+        negative_log_likelihood=mean_objective,
+        frequency=frequency,
+        recency=recency,
+        T=T,
+        weights=weights,
+    )
 
 
 def expected_purchases_new_customer(fitter: Any, t: ArrayLike) -> np.ndarray:

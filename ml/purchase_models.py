@@ -7,9 +7,9 @@ ladder of L2 penalizers, see :func:`ml.fitting.climb_ladder`), it predicts
 and round-trips through JSON with ``to_dict`` / ``from_dict``. :data:`MODELS` maps each
 name to its class; :func:`model_class` is the only place a name is looked up.
 
-BG/NBD and MBG/NBD are fitted by lifetimes' fitters, Pareto/NBD by
-:mod:`ml.pareto_nbd` (same objective as lifetimes' ``ParetoNBDFitter``); all lifetimes
-calls go through :mod:`ml.lifetimes_adapter`.
+BG/NBD and MBG/NBD are fitted by :mod:`ml.beta_geo`, Pareto/NBD by :mod:`ml.pareto_nbd`
+(each on the objective of the matching lifetimes fitter); all lifetimes calls go through
+:mod:`ml.lifetimes_adapter`.
 
 Every prediction factorises as ``P(alive | history) * E[quantity | alive, x, T]``: given
 the customer is still active at ``T`` the purchase rate's posterior is
@@ -39,8 +39,8 @@ import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 from scipy.special import expit, hyp2f1
 
+from ml import beta_geo, pareto_nbd
 from ml import lifetimes_adapter as lt
-from ml import pareto_nbd
 from ml._quiet import filtered_stdout
 from ml.errors import ModelError
 from ml.fitting import (
@@ -227,12 +227,12 @@ class PurchaseModel(FittedModel, ABC):
         )
 
     @classmethod
+    @abstractmethod
     def _fit_at(cls, data: HistogramArrays, penalizer: float) -> tuple[Any, dict[str, float]]:
         """Fit at one penalizer; return the lifetimes fitter and the parameters."""
-        fitter = lt.fit(cls._lifetimes_class, penalizer, *data[:3], weights=data.weight)
-        return fitter, lt.fitted_params(fitter, cls.param_names)
 
     @classmethod
+    @abstractmethod
     def histogram_log_likelihood(cls, params: Mapping[str, float], data: HistogramArrays) -> float:
         """Total (weight-summed) log-likelihood of a histogram, without penalty.
 
@@ -248,8 +248,6 @@ class PurchaseModel(FittedModel, ABC):
         float
             The log-likelihood; may be non-finite for unusable parameters.
         """
-        values = [float(params[p]) for p in cls.param_names]
-        return lt.log_likelihood(cls._lifetimes_class, values, *data[:3], weights=data.weight)
 
     # -- predictions ---------------------------------------------------------------
 
@@ -417,10 +415,33 @@ class _BetaGeoFamily(PurchaseModel):
     ``T`` through the posterior of lambda.
     """
 
-    param_names: ClassVar[tuple[str, ...]] = ("r", "alpha", "a", "b")
+    param_names: ClassVar[tuple[str, ...]] = beta_geo.PARAM_NAMES
     #: Purchases before the first dropout opportunity, beyond the first: 1 for BG/NBD
     #: (dropout only after a repeat purchase), 0 for MBG/NBD (also after the first one).
     _shift: ClassVar[float]
+
+    @classmethod
+    def _fit_at(cls, data: HistogramArrays, penalizer: float) -> tuple[Any, dict[str, float]]:
+        """Fit with :func:`ml.beta_geo.fit`; keep the result on a lifetimes fitter."""
+        fit = beta_geo.fit(*data, penalizer, modified=cls._shift == 0.0)
+        fitter = lt.beta_geo_fitter(
+            cls._lifetimes_class,
+            fit.params,
+            cls.param_names,
+            penalizer=penalizer,
+            time_scale=fit.time_scale,
+            mean_objective=fit.mean_objective,
+            frequency=data.frequency,
+            recency=data.recency,
+            T=data.T,
+            weights=data.weight,
+        )
+        return fitter, fit.params
+
+    @classmethod
+    def histogram_log_likelihood(cls, params: Mapping[str, float], data: HistogramArrays) -> float:
+        """Log-likelihood of :func:`ml.beta_geo.log_likelihood`."""
+        return beta_geo.log_likelihood(params, *data, modified=cls._shift == 0.0)
 
     def p_alive(self, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike) -> FloatArray:
         """``1 / (1 + a / (b + x - shift) ((alpha + T) / (alpha + t_x))^(r + x))``.
@@ -472,7 +493,7 @@ class _BetaGeoFamily(PurchaseModel):
 
 @dataclass(frozen=True, kw_only=True)
 class BetaGeo(_BetaGeoFamily):
-    """BG/NBD (Fader, Hardie & Lee 2005), fitted by lifetimes' ``BetaGeoFitter``."""
+    """BG/NBD (Fader, Hardie & Lee 2005), fitted by :mod:`ml.beta_geo`."""
 
     name: ClassVar[str] = "bgnbd"
     label: ClassVar[str] = "BG/NBD"

@@ -84,6 +84,20 @@ def test_pareto_fitter_is_left_as_lifetimes_fit_leaves_it(cdnow) -> None:
     assert 0.0 < alive < 1.0
 
 
+def test_beta_geo_fitter_is_left_as_lifetimes_fit_leaves_it(cdnow) -> None:
+    fitted = lt.fit(lt.BetaGeoFitter, 0.0, *cdnow[:3], weights=cdnow.weight)
+    fitter = lt.beta_geo_fitter(
+        lt.BetaGeoFitter, CDNOW_BGNBD, BG_NAMES, penalizer=0.0, time_scale=fitted._scale,
+        mean_objective=fitted._negative_log_likelihood_, frequency=cdnow.frequency,
+        recency=cdnow.recency, T=cdnow.T, weights=cdnow.weight,
+    )  # fmt: skip
+    assert fitter.penalizer_coef == 0.0
+    assert fitter._negative_log_likelihood_ == fitted._negative_log_likelihood_
+    assert fitter.data["weights"].sum() == 2357
+    x, t_x, age = np.array([0, 2, 7]), np.array([0.0, 30.4, 35.0]), np.array([38.0, 38.9, 36.0])
+    np.testing.assert_allclose(fitter.predict(13, x, t_x, age), fitted.predict(13, x, t_x, age))
+
+
 def _lifetimes_users(tree: ast.AST) -> tuple[set[str], set[str]]:
     imports: set[str] = set()
     private: set[str] = set()

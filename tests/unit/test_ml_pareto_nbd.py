@@ -86,6 +86,45 @@ def test_pareto_dropout_integral_is_accurate(k, A, B) -> None:
     np.testing.assert_allclose(ours, _log_integral_brute_force(lo, hi, m, k, A, B), atol=1e-9)
 
 
+@pytest.mark.parametrize(
+    ("r", "k", "A", "B"),
+    [(0.55, 1.61, 10.58, 11.67), (1.88, 283.7, 18.29, 25832.0), (0.3, 1.05, 40.0, 0.2)],
+)
+def test_endpoint_grid_matches_the_direct_quadrature(r, k, A, B) -> None:
+    """The grid's differences of segment sums equal the per-row quadrature, including rows
+    it must hand to the direct path: T a day after t_x, exponents so large that the sums
+    underflow (x up to 900), and rows without a window (t_x == T)."""
+    rng = np.random.default_rng(7)
+    n = 100_000
+    x = np.where(rng.random(n) < 0.99, rng.geometric(0.3, n) - 1, rng.integers(40, 900, n))
+    hi = rng.integers(1, 1100, n)
+    lo = np.where(x == 0, 0, rng.integers(0, hi + 1))
+    lo = np.where(rng.random(n) < 0.05, np.maximum(hi - 1, 0), lo)  # a day apart
+    key, lo, hi = x.astype(float), lo / 7.0, hi / 7.0
+    grid = pareto_nbd.EndpointGrid(key, lo, hi)
+    assert grid.segments < n / 2  # else every row would take the direct path
+    got = grid.integrals(r, k, A, B)
+    open_ = lo < hi
+    assert 0 < np.count_nonzero(~open_)
+    assert np.all(got[0][~open_] == -np.inf)
+    for mean in got[1:]:
+        assert np.all(mean[~open_] == 0.0)
+    # the direct quadrature is good to ~1e-10 in log J at large x (its window ends are
+    # Newton iterates); the grid's short segments are closer to the brute force
+    want = pareto_nbd.dropout_integrals(lo[open_], hi[open_], r + key[open_], k, A, B)
+    np.testing.assert_allclose(got[0][open_], want[0], rtol=0, atol=2e-10)
+    for ours, direct in zip(got[1:], want[1:], strict=True):
+        np.testing.assert_allclose(ours[open_], direct, rtol=1e-9, atol=1e-14)
+    sample = rng.choice(np.flatnonzero(open_), 40, replace=False)
+    brute = _log_integral_brute_force(lo[sample], hi[sample], r + key[sample], k, A, B)
+    np.testing.assert_allclose(got[0][sample], brute, rtol=1e-12, atol=2e-11)
+    # too few shared end points: the same values from the direct path only
+    few = rng.choice(n, 500, replace=False)
+    sparse = pareto_nbd.EndpointGrid(key[few], lo[few], hi[few])
+    assert not sparse.worthwhile
+    np.testing.assert_allclose(sparse.integrals(r, k, A, B)[0], got[0][few], rtol=0, atol=2e-10)
+
+
 def test_pareto_fit_matches_lifetimes_fitter_on_simulated_data() -> None:
     """About 10k customers: our L-BFGS-B fit reaches lifetimes' Nelder-Mead optimum."""
     sim = _simulate_pareto_nbd(10_000, 0.8, 12.0, 0.7, 25.0, seed=11)
