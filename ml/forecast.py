@@ -38,7 +38,8 @@ DRAWS = 100
 
 def log_parameter_covariance(model: PurchaseModel, hist: pd.DataFrame) -> np.ndarray:
     """Covariance of the log-parameters: the inverse of the negative Hessian of the
-    histogram log-likelihood at the fitted parameters (central differences).
+    histogram log-likelihood at the fitted parameters (central differences of the
+    model's exact gradient).
 
     Parameters
     ----------
@@ -55,25 +56,23 @@ def log_parameter_covariance(model: PurchaseModel, hist: pd.DataFrame) -> np.nda
     data = histogram_arrays(hist)
     names = list(type(model).param_names)
     theta = np.log([float(model.params[n]) for n in names])
-    k = len(names)
-    step = 1e-3
+    lik = type(model).likelihood(data)
+    total = float(np.sum(data.weight))
+    step = 1e-4
 
-    def ll(t: np.ndarray) -> float:
-        return type(model).histogram_log_likelihood(dict(zip(names, np.exp(t), strict=True)), data)
+    def score(t: np.ndarray) -> np.ndarray:  # gradient of the total log-likelihood in t
+        params = np.exp(t)
+        with np.errstate(all="ignore"):
+            _, grad = lik.mean_log_likelihood(params)
+        return total * params * grad
 
-    hess = np.zeros((k, k))
-    base = ll(theta)
-    for i in range(k):
-        for j in range(i, k):
-            ei, ej = np.eye(k)[i] * step, np.eye(k)[j] * step
-            if i == j:
-                value = (ll(theta + ei) - 2 * base + ll(theta - ei)) / step**2
-            else:
-                value = (
-                    ll(theta + ei + ej) - ll(theta + ei - ej) - ll(theta - ei + ej)
-                    + ll(theta - ei - ej)
-                ) / (4 * step**2)  # fmt: skip
-            hess[i, j] = hess[j, i] = value
+    columns = []
+    for j in range(len(names)):
+        e = np.zeros(len(names))
+        e[j] = step
+        columns.append((score(theta + e) - score(theta - e)) / (2 * step))
+    hess = np.array(columns)
+    hess = (hess + hess.T) / 2
     info = -hess
     eigen = np.linalg.eigvalsh(info)
     if not np.all(np.isfinite(info)) or eigen.min() <= 0:

@@ -32,7 +32,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 import pandas as pd
@@ -88,6 +88,14 @@ MIN_CUSTOMERS = 500
 
 #: Default minimum number of customers with a repeat purchase for a fit.
 MIN_REPEAT_CUSTOMERS = 100
+
+
+class Likelihood(Protocol):
+    """A model's weighted log-likelihood on one histogram (see :meth:`PurchaseModel.likelihood`)."""
+
+    def mean_log_likelihood(self, params: np.ndarray) -> tuple[float, np.ndarray]:
+        """Mean log-likelihood per customer and its gradient in the parameters."""
+        ...
 
 
 def _arr(values: ArrayLike) -> FloatArray:
@@ -233,6 +241,22 @@ class PurchaseModel(FittedModel, ABC):
 
     @classmethod
     @abstractmethod
+    def likelihood(cls, data: HistogramArrays) -> Likelihood:
+        """The model's weighted log-likelihood on a histogram, with its gradient.
+
+        Parameters
+        ----------
+        data : HistogramArrays
+            The histogram, see :func:`ml.histogram.histogram_arrays`.
+
+        Returns
+        -------
+        Likelihood
+            Its ``mean_log_likelihood(params)`` returns the mean per customer and the
+            gradient in the parameters (:attr:`param_names` order).
+        """
+
+    @classmethod
     def histogram_log_likelihood(cls, params: Mapping[str, float], data: HistogramArrays) -> float:
         """Total (weight-summed) log-likelihood of a histogram, without penalty.
 
@@ -248,6 +272,10 @@ class PurchaseModel(FittedModel, ABC):
         float
             The log-likelihood; may be non-finite for unusable parameters.
         """
+        values = np.array([float(params[p]) for p in cls.param_names])
+        with np.errstate(all="ignore"):
+            mean_ll, _ = cls.likelihood(data).mean_log_likelihood(values)
+        return float(mean_ll * np.sum(data.weight))
 
     # -- predictions ---------------------------------------------------------------
 
@@ -439,9 +467,9 @@ class _BetaGeoFamily(PurchaseModel):
         return fitter, fit.params
 
     @classmethod
-    def histogram_log_likelihood(cls, params: Mapping[str, float], data: HistogramArrays) -> float:
-        """Log-likelihood of :func:`ml.beta_geo.log_likelihood`."""
-        return beta_geo.log_likelihood(params, *data, modified=cls._shift == 0.0)
+    def likelihood(cls, data: HistogramArrays) -> Likelihood:
+        """:class:`ml.beta_geo.BetaGeoLikelihood` of the histogram."""
+        return beta_geo.BetaGeoLikelihood(*data, modified=cls._shift == 0.0)
 
     def p_alive(self, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike) -> FloatArray:
         """``1 / (1 + a / (b + x - shift) ((alpha + T) / (alpha + t_x))^(r + x))``.
@@ -551,9 +579,9 @@ class ParetoNBD(PurchaseModel):
         return fitter, fit.params
 
     @classmethod
-    def histogram_log_likelihood(cls, params: Mapping[str, float], data: HistogramArrays) -> float:
-        """Pareto/NBD log-likelihood of :func:`ml.pareto_nbd.log_likelihood`."""
-        return pareto_nbd.log_likelihood(params, *data)
+    def likelihood(cls, data: HistogramArrays) -> Likelihood:
+        """:class:`ml.pareto_nbd.ParetoLikelihood` of the histogram."""
+        return pareto_nbd.ParetoLikelihood(*data, penalizer=0.0)
 
     def p_alive(self, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike) -> FloatArray:
         """Alive-at-T term over alive plus dropped-out-in-``(t_x, T)`` terms."""
