@@ -21,24 +21,15 @@ BG/NBD (dropout only after a repeat purchase) and ``d = 0`` for MBG/NBD::
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from typing import NamedTuple
 
 import numpy as np
-from scipy.optimize import minimize
 from scipy.special import digamma, gammaln
 
-from ml.errors import ModelError
+from ml.fitting import minimize_as_lifetimes
 
 #: Parameter names in lifetimes' order.
 PARAM_NAMES: tuple[str, ...] = ("r", "alpha", "a", "b")
-
-#: lifetimes' start (log parameters, time scaled to ``max(T) == 1``) and its tolerance.
-_START = 0.1
-_TOL = 1e-7
-
-#: Step in log parameters of the finite-difference Hessian (see :func:`_require_identified`).
-_HESSIAN_STEP = 1e-5
 
 
 def _wsum(w: np.ndarray, values: np.ndarray) -> float:
@@ -135,10 +126,6 @@ class BetaGeoLikelihood:
         return value, grad
 
 
-class BetaGeoConvergenceError(ModelError):
-    """BFGS stopped without converging (lifetimes raises ``ConvergenceError`` there)."""
-
-
 class BetaGeoFit(NamedTuple):
     """Result of :func:`fit` at one penalizer.
 
@@ -156,35 +143,6 @@ class BetaGeoFit(NamedTuple):
     params: dict[str, float]
     time_scale: float
     mean_objective: float
-
-
-def _require_identified(
-    objective: Callable[[np.ndarray], tuple[float, np.ndarray]], theta: np.ndarray
-) -> None:
-    """Raise unless the objective curves up in every direction at ``theta``.
-
-    The Hessian (forward differences of the exact gradient, symmetrised) must be
-    positive definite; where the data leave a parameter unidentified (e.g. ``a`` and
-    ``b`` of BG/NBD when nobody made a repeat purchase) the objective is flat along it.
-    lifetimes' fit fails there too, when it inverts its Hessian for standard errors.
-    """
-    _, grad = objective(theta)
-    columns = []
-    for i in range(len(theta)):
-        step = np.zeros_like(theta)
-        step[i] = _HESSIAN_STEP
-        columns.append((objective(theta + step)[1] - grad) / _HESSIAN_STEP)
-    hessian = np.array(columns)
-    hessian = 0.5 * (hessian + hessian.T)
-    try:
-        np.linalg.cholesky(hessian)
-    except np.linalg.LinAlgError:
-        flat = [n for n, h in zip(PARAM_NAMES, np.diag(hessian), strict=True) if not h > 0]
-        which = f" along {', '.join(flat)}" if flat else ""
-        raise BetaGeoConvergenceError(
-            f"the data do not identify the parameters: the objective is flat{which} at the "
-            "optimum (for example, no repeat purchases)"
-        ) from None
 
 
 def fit(
@@ -221,10 +179,9 @@ def fit(
 
     Raises
     ------
-    BetaGeoConvergenceError
-        When BFGS reports no success or the optimum does not identify every parameter
-        (see :func:`_require_identified`); the penalizer ladder then tries the next
-        coefficient.
+    ml.fitting.LifetimesFitError
+        See :func:`ml.fitting.minimize_as_lifetimes`; the penalizer ladder then tries the
+        next coefficient.
     """
     scale = 1.0 / float(np.max(age))
     lik = BetaGeoLikelihood(x, np.asarray(t_x) * scale, np.asarray(age) * scale, w, modified)
@@ -238,17 +195,11 @@ def fit(
             -params * grad + 2.0 * pen * params**2,
         )
 
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        result = minimize(objective, np.full(4, _START), jac=True, method="BFGS", tol=_TOL)
-    if not result.success:
-        raise BetaGeoConvergenceError(
-            f"BFGS stopped without converging ({result.message}); try a larger penalizer"
-        )
-    _require_identified(objective, result.x)
-    params = np.exp(result.x)
+    theta, value = minimize_as_lifetimes(objective, PARAM_NAMES)
+    params = np.exp(theta)
     params[1] /= scale
     fitted = {k: float(v) for k, v in zip(PARAM_NAMES, params, strict=True)}
-    return BetaGeoFit(fitted, scale, float(result.fun))
+    return BetaGeoFit(fitted, scale, value)
 
 
 def log_likelihood(

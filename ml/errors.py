@@ -1,5 +1,7 @@
 """The one exception type the modelling code raises for problems a user can fix."""
 
+import numpy as np
+
 
 class ModelError(Exception):
     """A user-fixable modelling problem: missing columns, too little data, no convergence.
@@ -21,14 +23,12 @@ class ModelError(Exception):
         return self.message
 
 
-def _fit_errors() -> tuple[type[BaseException], ...]:
-    import numpy as np
-
-    from ml.lifetimes_adapter import ConvergenceError
-
-    return (ConvergenceError, np.linalg.LinAlgError, FloatingPointError, OverflowError, ModelError)
-
-
 #: What a penalizer ladder may catch and try the next rung on: the optimiser did not
-#: converge, or the numbers broke down. Anything else is a bug and must fail the run.
-FIT_ERRORS: tuple[type[BaseException], ...] = _fit_errors()
+#: converge (the fits raise a ModelError subclass), or the numbers broke down. Anything
+#: else is a bug and must fail the run.
+FIT_ERRORS: tuple[type[BaseException], ...] = (
+    ModelError,
+    np.linalg.LinAlgError,
+    FloatingPointError,
+    OverflowError,
+)

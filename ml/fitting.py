@@ -25,6 +25,80 @@ PARAM_RANGE: tuple[float, float] = (1e-6, 1e6)
 T = TypeVar("T")
 
 
+#: How lifetimes' fitters minimise: BFGS over log parameters from all 0.1, tolerance 1e-7.
+_LIFETIMES_START = 0.1
+_LIFETIMES_TOL = 1e-7
+
+#: Step in log parameters of the finite-difference Hessian of :func:`minimize_as_lifetimes`.
+_HESSIAN_STEP = 1e-5
+
+
+class LifetimesFitError(ModelError):
+    """BFGS did not converge, or its optimum leaves a parameter unidentified."""
+
+
+def minimize_as_lifetimes(
+    objective: Callable[[np.ndarray], tuple[float, np.ndarray]], names: Sequence[str]
+) -> tuple[np.ndarray, float]:
+    """Minimise an objective over log parameters the way lifetimes' fitters do.
+
+    lifetimes' ``BetaGeoFitter``, ``ModifiedBetaGeoFitter`` and ``GammaGammaFitter`` run
+    scipy's BFGS from all log parameters 0.1 with tolerance 1e-7 on autograd's value and
+    gradient, then invert autograd's Hessian for standard errors, which fails when the
+    optimum leaves a parameter unidentified. Here ``objective`` supplies its exact
+    gradient; the same BFGS run reaches the same optimum, and the Hessian (forward
+    differences of the gradient, symmetrised) must be positive definite.
+
+    Parameters
+    ----------
+    objective : callable
+        ``theta -> (value, gradient)`` over the log parameters.
+    names : sequence of str
+        Parameter names, for messages.
+
+    Returns
+    -------
+    theta : numpy.ndarray
+        The minimising log parameters.
+    value : float
+        The objective there.
+
+    Raises
+    ------
+    LifetimesFitError
+        If BFGS reports no success or the objective is not curved upwards in every
+        direction at its optimum (e.g. BG/NBD's ``a`` and ``b`` when nobody repeated).
+    """
+    from scipy.optimize import minimize
+
+    start = np.full(len(names), _LIFETIMES_START)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        result = minimize(objective, start, jac=True, method="BFGS", tol=_LIFETIMES_TOL)
+        if not result.success:
+            raise LifetimesFitError(
+                f"BFGS stopped without converging ({result.message}); try a larger penalizer"
+            )
+        theta = result.x
+        _, grad = objective(theta)
+        columns = []
+        for i in range(len(theta)):
+            step = np.zeros_like(theta)
+            step[i] = _HESSIAN_STEP
+            columns.append((objective(theta + step)[1] - grad) / _HESSIAN_STEP)
+    hessian = np.array(columns)
+    hessian = 0.5 * (hessian + hessian.T)
+    try:
+        np.linalg.cholesky(hessian)
+    except np.linalg.LinAlgError:
+        flat = [n for n, h in zip(names, np.diag(hessian), strict=True) if not h > 0]
+        which = f" along {', '.join(flat)}" if flat else ""
+        raise LifetimesFitError(
+            f"the data do not identify the parameters: the objective is flat{which} at the "
+            "optimum (for example, no repeat purchases)"
+        ) from None
+    return theta, float(result.fun)
+
+
 class RejectedFit(Exception):
     """A ladder step finished but its parameters are unusable; the message says why."""
 

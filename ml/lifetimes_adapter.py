@@ -1,11 +1,11 @@
-"""The one module that touches lifetimes: its fitters, its objective and its internals.
+"""The one module that touches lifetimes: its fitters and their internals.
 
-lifetimes 0.11.3 keeps parts the pipeline needs behind underscores: the objective it
-minimises (``_negative_log_likelihood``, a static method on each fitter class) and the
-state ``fit`` leaves on a Pareto/NBD fitter (``_scale``, ``_negative_log_likelihood_``,
-``_hessian_``). A fitted model is a fitter with ``params_`` set. Everything that
-relies on those details is here, so a lifetimes upgrade (or its replacement) changes
-one file; the rest of ``ml`` imports only the names below.
+The fits run outside lifetimes, on its objectives (:mod:`ml.beta_geo`,
+:mod:`ml.pareto_nbd`, :mod:`ml.gamma_gamma`); a fitted model keeps a lifetimes fitter
+for lifetimes' prediction methods. lifetimes 0.11.3 keeps parts of that fitter's state
+behind underscores (``_scale``, ``_negative_log_likelihood_``, ``_hessian_``) besides
+``params_``. Everything that relies on those details is here, so a lifetimes upgrade
+(or its replacement) changes one file; the rest of ``ml`` imports only the names below.
 """
 
 from __future__ import annotations
@@ -17,20 +17,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from lifetimes import BetaGeoFitter, GammaGammaFitter, ModifiedBetaGeoFitter, ParetoNBDFitter
-from lifetimes.utils import ConvergenceError
 from numpy.typing import ArrayLike
 
 __all__ = [
     "BetaGeoFitter",
-    "ConvergenceError",
     "GammaGammaFitter",
     "ModifiedBetaGeoFitter",
     "ParetoNBDFitter",
     "beta_geo_fitter",
     "expected_purchases_new_customer",
-    "fit",
-    "fitted_params",
-    "log_likelihood",
     "pareto_fitter",
     "with_params",
 ]
@@ -62,78 +57,6 @@ def with_params(fitter_class: type, params: Mapping[str, float], names: Sequence
         A fitter (penalizer 0) whose ``params_`` are set, so its prediction methods work.
     """
     return _set_params(fitter_class(), params, names)
-
-
-def fit(fitter_class: type, penalizer: float, *columns: ArrayLike, weights: ArrayLike) -> Any:
-    """Fit a lifetimes fitter on weighted data with one penalizer coefficient.
-
-    Parameters
-    ----------
-    fitter_class : type
-        A lifetimes fitter class.
-    penalizer : float
-        L2 penalizer coefficient (``penalizer_coef``).
-    *columns : array_like
-        The data columns in the order of the fitter's ``fit``, e.g. ``frequency,
-        recency, T`` or ``frequency, monetary_value``.
-    weights : array_like
-        Number of customers per row.
-
-    Returns
-    -------
-    object
-        The fitted fitter. lifetimes raises ``ConvergenceError`` when the optimiser fails.
-    """
-    fitter = fitter_class(penalizer_coef=penalizer)
-    fitter.fit(*columns, weights=weights)
-    return fitter
-
-
-def fitted_params(fitter: Any, names: Sequence[str]) -> dict[str, float]:
-    """Return a fitter's parameters as plain floats in the order of ``names``.
-
-    Parameters
-    ----------
-    fitter : object
-        A fitted lifetimes fitter.
-    names : sequence of str
-        Parameter names to read.
-
-    Returns
-    -------
-    dict of str to float
-        Parameter values.
-    """
-    return {p: float(fitter.params_[p]) for p in names}
-
-
-def log_likelihood(
-    fitter_class: type, values: ArrayLike, *columns: ArrayLike, weights: ArrayLike
-) -> float:
-    """Total (weight-summed) log-likelihood under lifetimes' own objective, no penalty.
-
-    Parameters
-    ----------
-    fitter_class : type
-        ``BetaGeoFitter``, ``ModifiedBetaGeoFitter`` or ``GammaGammaFitter`` (their
-        objective takes log parameters and returns the weighted mean negative
-        log-likelihood).
-    values : array_like
-        Parameter values in lifetimes' order.
-    *columns : array_like
-        Data columns as for :func:`fit`.
-    weights : array_like
-        Number of customers per row.
-
-    Returns
-    -------
-    float
-        ``-mean_nll * sum(weights)``; may be non-finite, the caller checks.
-    """
-    w = np.asarray(weights, dtype=float)
-    log_values = np.log(np.asarray(values, dtype=float))
-    nll = fitter_class._negative_log_likelihood(log_values, *columns, w, 0.0)
-    return float(-nll * w.sum())
 
 
 def _store_fit(

@@ -1,4 +1,4 @@
-"""Gamma-Gamma model of the mean value of repeat purchases (lifetimes' ``GammaGammaFitter``)."""
+"""Gamma-Gamma model of the mean value of repeat purchases (fitted by :mod:`ml.gamma_gamma`)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
+from ml import gamma_gamma
 from ml import lifetimes_adapter as lt
-from ml._quiet import filtered_stdout
 from ml.errors import ModelError
 from ml.fitting import (
     PENALIZER_LADDER,
@@ -24,7 +24,7 @@ from ml.fitting import (
 )
 from ml.histogram import spend_histogram
 
-SPEND_PARAM_NAMES: tuple[str, ...] = ("p", "q", "v")
+SPEND_PARAM_NAMES: tuple[str, ...] = gamma_gamma.PARAM_NAMES
 
 #: Default minimum number of repeat customers with positive spend.
 MIN_SPEND_CUSTOMERS = 20
@@ -175,13 +175,7 @@ def fit_spend_model(
     corr = _correlation(np.repeat(x, w.astype(np.int64)), np.repeat(m, w.astype(np.int64)))
 
     def attempt(penalizer: float) -> FittedSpendModel:
-        with (
-            filtered_stdout() as stdout,
-            stdout.silence_current_thread(),
-            np.errstate(all="ignore"),
-        ):
-            fitter = lt.fit(lt.GammaGammaFitter, penalizer, x, m, weights=w)
-        params = lt.fitted_params(fitter, SPEND_PARAM_NAMES)
+        params = gamma_gamma.fit(x, m, w, penalizer)
         problem = parameter_problem(params)
         if problem:
             raise RejectedFit(problem)
@@ -189,8 +183,7 @@ def fit_spend_model(
             raise RejectedFit(
                 f"q = {params['q']:.4g} <= 1, so the population mean spend is undefined"
             )
-        with np.errstate(all="ignore"):
-            ll = lt.log_likelihood(lt.GammaGammaFitter, list(params.values()), x, m, weights=w)
+        ll = gamma_gamma.log_likelihood(params, x, m, w)
         if not math.isfinite(ll):
             raise RejectedFit("non-finite log-likelihood")
         return FittedSpendModel(
@@ -199,7 +192,6 @@ def fit_spend_model(
             penalizer=penalizer,
             customers=customers,
             frequency_spend_corr=corr,
-            fitter=fitter,
         )
 
     return climb_ladder(

@@ -103,7 +103,7 @@ def test_a_bug_is_not_mistaken_for_non_convergence(monkeypatch: pytest.MonkeyPat
         raise TypeError("a bug")
 
     monkeypatch.setattr(purchase_models.BetaGeo, "_fit_at", classmethod(broken))
-    monkeypatch.setattr(GammaGammaFitter, "fit", broken)
+    monkeypatch.setattr(spend_model.gamma_gamma, "fit", broken)
     hist = pd.DataFrame(
         {"frequency": [1, 2], "recency": [5.0, 8.0], "T": [10.0, 10.0], "weight": [3, 4],
          "monetary_value": [10.0, 12.0]}
