@@ -20,7 +20,6 @@ BG/NBD (dropout only after a repeat purchase) and ``d = 0`` for MBG/NBD::
 
 from __future__ import annotations
 
-import math
 from typing import NamedTuple
 
 import numpy as np
@@ -80,14 +79,15 @@ class BetaGeoLikelihood:
         grad : numpy.ndarray
             Its gradient in the four parameters.
         """
-        r, alpha, a, b = (float(v) for v in params)
+        # numpy scalars: a line-search point at 0 or inf gives inf/nan, not an exception
+        r, alpha, a, b = (np.float64(v) for v in params)
         d, ux, wx = self.d, self.unique_x, self.w_x
         # per distinct x: the Gamma and Beta function terms and the dropout term's constant
         bx = b + ux + 1.0 - d
         abx = a + b + ux + 1.0 - d
         with np.errstate(divide="ignore", invalid="ignore"):
             # log of the dropout term's constant a / (b + x - d); no term (-inf) for x < d
-            log_c = np.where(ux >= d, math.log(a) - np.log(b + ux - d), -np.inf)
+            log_c = np.where(ux >= d, np.log(a) - np.log(b + ux - d), -np.inf)
             inv_bx_d = np.where(ux >= d, 1.0 / (b + ux - d), 0.0)
         m = r + self.x
         log_at = np.log(alpha + self.age)
@@ -101,7 +101,7 @@ class BetaGeoLikelihood:
         value = (
             _wsum(wx, gammaln(r + ux))
             - float(gammaln(r))
-            + r * math.log(alpha)
+            + r * float(np.log(alpha))
             + float(gammaln(a + b) - gammaln(b))
             + _wsum(wx, gammaln(bx) - gammaln(abx))
             + _wsum(self.w, z)
@@ -112,7 +112,7 @@ class BetaGeoLikelihood:
             [
                 _wsum(wx, digamma(r + ux))
                 - float(digamma(r))
-                + math.log(alpha)
+                + float(np.log(alpha))
                 - _wsum(self.w, p_alive * log_at + p_dead * log_ax),
                 r / alpha
                 - _wsum(self.w, m * (p_alive / (alpha + self.age) + p_dead / (alpha + self.t_x))),

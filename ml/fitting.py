@@ -32,6 +32,9 @@ _LIFETIMES_TOL = 1e-7
 #: Step in log parameters of the finite-difference Hessian of :func:`minimize_as_lifetimes`.
 _HESSIAN_STEP = 1e-5
 
+#: A BFGS "precision loss" stop with every gradient component below this is converged.
+_STALL_GTOL = 1e-6
+
 
 class LifetimesFitError(ModelError):
     """BFGS did not converge, or its optimum leaves a parameter unidentified."""
@@ -45,9 +48,14 @@ def minimize_as_lifetimes(
     lifetimes' ``BetaGeoFitter``, ``ModifiedBetaGeoFitter`` and ``GammaGammaFitter`` run
     scipy's BFGS from all log parameters 0.1 with tolerance 1e-7 on autograd's value and
     gradient, then invert autograd's Hessian for standard errors, which fails when the
-    optimum leaves a parameter unidentified. Here ``objective`` supplies its exact
-    gradient; the same BFGS run reaches the same optimum, and the Hessian (forward
-    differences of the gradient, symmetrised) must be positive definite.
+    optimum leaves a parameter unidentified (the objective exactly flat along it, e.g.
+    BG/NBD's ``a`` and ``b`` when nobody repeated). Here ``objective`` supplies its exact
+    gradient and the same BFGS run reaches the same optimum; the Hessian (forward
+    differences of the gradient) must be finite and invertible, as lifetimes' must.
+
+    A stop on "precision loss" (the line search cannot improve the value in its last
+    digits) counts as converged when the gradient is below :data:`_STALL_GTOL`: on a
+    flat ridge autograd's and numpy's last digits differ and either may stop there.
 
     Parameters
     ----------
@@ -66,15 +74,20 @@ def minimize_as_lifetimes(
     Raises
     ------
     LifetimesFitError
-        If BFGS reports no success or the objective is not curved upwards in every
-        direction at its optimum (e.g. BG/NBD's ``a`` and ``b`` when nobody repeated).
+        If BFGS stops elsewhere than at a stationary point, or the Hessian there is not
+        finite or is singular.
     """
     from scipy.optimize import minimize
 
     start = np.full(len(names), _LIFETIMES_START)
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+    with np.errstate(all="ignore"):
         result = minimize(objective, start, jac=True, method="BFGS", tol=_LIFETIMES_TOL)
-        if not result.success:
+        stalled = (
+            result.status == 2
+            and np.all(np.isfinite(result.jac))
+            and float(np.max(np.abs(result.jac))) < _STALL_GTOL
+        )
+        if not (result.success or stalled):
             raise LifetimesFitError(
                 f"BFGS stopped without converging ({result.message}); try a larger penalizer"
             )
@@ -86,11 +99,13 @@ def minimize_as_lifetimes(
             step[i] = _HESSIAN_STEP
             columns.append((objective(theta + step)[1] - grad) / _HESSIAN_STEP)
     hessian = np.array(columns)
-    hessian = 0.5 * (hessian + hessian.T)
+    size = float(np.max(np.abs(hessian))) if np.all(np.isfinite(hessian)) else 0.0
+    flat = [n for n, c in zip(names, columns, strict=True) if np.max(np.abs(c)) <= 1e-6 * size]
     try:
-        np.linalg.cholesky(hessian)
+        if not np.all(np.isfinite(hessian)):
+            raise np.linalg.LinAlgError("non-finite Hessian")
+        np.linalg.inv(hessian)
     except np.linalg.LinAlgError:
-        flat = [n for n, h in zip(names, np.diag(hessian), strict=True) if not h > 0]
         which = f" along {', '.join(flat)}" if flat else ""
         raise LifetimesFitError(
             f"the data do not identify the parameters: the objective is flat{which} at the "

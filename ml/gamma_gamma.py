@@ -69,7 +69,8 @@ class GammaGammaLikelihood:
         grad : numpy.ndarray
             Its gradient in the three parameters.
         """
-        p, q, v = (float(t) for t in params)
+        # numpy scalars: a line-search point at 0 or inf gives inf/nan, not an exception
+        p, q, v = (np.float64(t) for t in params)
         ux, wx = self.unique_x, self.w_x
         shape = p * ux + q
         y = self.y

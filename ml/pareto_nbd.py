@@ -253,19 +253,30 @@ class EndpointGrid:
         )
         group_key, starts, sizes = np.unique(points.real, return_index=True, return_counts=True)
         group = np.repeat(np.arange(len(group_key)), sizes)
-        self.width = int(sizes.max()) if len(sizes) else 0
-        flat = group * self.width + (np.arange(len(points)) - starts[group])
+        self.points = len(points)
         # a segment runs from each point to the next one with the same key
         seg = np.flatnonzero(group[:-1] == group[1:])
+        self.seg_point = seg
         self.seg_lo = points.imag[seg]
         self.seg_hi = points.imag[seg + 1]
         self.seg_key = points.real[seg]
         self.seg_group = group[seg]
-        self.seg_flat = flat[seg]
         self.groups = len(group_key)
         self.row_group = group[inverse[:rows]]
-        self.lo_flat = flat[inverse[:rows]]
-        self.hi_flat = flat[inverse[rows:]]
+        self.lo_point = inverse[:rows]
+        self.hi_point = inverse[rows:]
+        # The sums right of each point are reversed cumulative sums within each group, run
+        # on padded tables (one row per group). Groups are binned by size (powers of two)
+        # so the padding at most doubles the table: its cells stay below 2 x points.
+        self.blocks: list[tuple[np.ndarray, np.ndarray]] = []
+        size_class = np.ceil(np.log2(np.maximum(sizes, 1))).astype(int)
+        for c in np.unique(size_class):
+            members = np.flatnonzero(size_class == c)
+            width = int(sizes[members].max())
+            cells = starts[members][:, None] + np.arange(width)
+            inside = np.arange(width) < sizes[members][:, None]
+            # padding reads an extra zero at index ``points``
+            self.blocks.append((np.where(inside, cells, self.points), inside))
         self.is_open = lo < hi
         self.closed = np.flatnonzero(~self.is_open)
         # with few shared end points (small or continuous-time data) the segments would
@@ -307,16 +318,18 @@ class EndpointGrid:
         scale = np.full(self.groups, -np.inf)
         np.maximum.at(scale, self.seg_group, log_seg)
         mass = np.exp(log_seg - scale[self.seg_group])
-        # sums right of each point: per group a reversed cumulative sum over its segments
-        # (one row of the padded table per group; zeros pad the rows and the last point)
-        table = np.zeros((5, self.groups * self.width))
-        table[0, self.seg_flat] = mass
+        # mass (and moment sums) of the segment starting at each point: 0 at a group's last
+        # point and at the padding slot
+        starts = np.zeros((5, self.points + 1))
+        starts[0, self.seg_point] = mass
         for i, mean in enumerate(seg_means, start=1):
-            table[i, self.seg_flat] = mass * mean
-        table = table.reshape(5, self.groups, self.width)[:, :, ::-1].cumsum(axis=2)[:, :, ::-1]
-        table = table.reshape(5, -1)
-        upper = np.take(table, self.lo_flat, axis=1)  # faster than fancy indexing
-        part = upper - np.take(table, self.hi_flat, axis=1)
+            starts[i, self.seg_point] = mass * mean
+        right = np.empty((5, self.points))  # sums from each point to its group's end
+        for cells, inside in self.blocks:
+            block = starts[:, cells][:, :, ::-1].cumsum(axis=2)[:, :, ::-1]
+            right[:, cells[inside]] = block[:, inside]
+        upper = np.take(right, self.lo_point, axis=1)  # faster than fancy indexing
+        part = upper - np.take(right, self.hi_point, axis=1)
         total = part[0]
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             out = [np.take(scale, self.row_group) + np.log(total), *(part[1:] * (1.0 / total))]

@@ -41,7 +41,6 @@ from scipy.special import expit, hyp2f1
 
 from ml import beta_geo, pareto_nbd
 from ml import lifetimes_adapter as lt
-from ml._quiet import filtered_stdout
 from ml.errors import ModelError
 from ml.fitting import (
     PARAM_RANGE,
@@ -191,14 +190,13 @@ class PurchaseModel(FittedModel, ABC):
         """
         days_per_unit(time_unit)
         data = histogram_arrays(hist)
-        with filtered_stdout() as stdout, stdout.silence_current_thread():
-            return cls._climb(data, time_unit, penalizers)
+        return cls._climb(data, time_unit, penalizers)
 
     @classmethod
     def _climb(
         cls, data: HistogramArrays, time_unit: str, penalizers: Sequence[float]
     ) -> PurchaseModel:
-        """The penalizer ladder; the caller keeps lifetimes' prints off stdout."""
+        """The penalizer ladder."""
 
         def attempt(penalizer: float) -> PurchaseModel:
             # np.errstate is thread-local, so this is safe inside worker threads.
@@ -776,20 +774,17 @@ def fit_many(
     data = histogram_arrays(hist)  # validated once, in the caller's thread
     ladder = tuple(float(p) for p in penalizers)
 
-    with filtered_stdout() as stdout:
+    def run(cls: type[PurchaseModel]) -> PurchaseModel | ModelError:
+        try:
+            return cls._climb(data, time_unit, ladder)
+        except ModelError as exc:
+            return exc
 
-        def run(cls: type[PurchaseModel]) -> PurchaseModel | ModelError:
-            with stdout.silence_current_thread():
-                try:
-                    return cls._climb(data, time_unit, ladder)
-                except ModelError as exc:
-                    return exc
-
-        if parallel and len(classes) > 1 and len(hist) >= parallel_min_rows:
-            with ThreadPoolExecutor(max_workers=min(2, len(classes))) as pool:
-                outcomes = list(pool.map(run, classes))
-        else:
-            outcomes = [run(cls) for cls in classes]
+    if parallel and len(classes) > 1 and len(hist) >= parallel_min_rows:
+        with ThreadPoolExecutor(max_workers=min(2, len(classes))) as pool:
+            outcomes = list(pool.map(run, classes))
+    else:
+        outcomes = [run(cls) for cls in classes]
 
     results = dict(zip(ordered, outcomes, strict=True))
     fitted = {n: r for n, r in results.items() if isinstance(r, PurchaseModel)}

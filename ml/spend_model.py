@@ -144,7 +144,8 @@ def fit_spend_model(
         ``monetary_value <= 0`` are ignored.
     penalizers : sequence of float, default (0.0, 0.001, 0.01, 0.1)
         Penalizer ladder (see :func:`ml.fitting.climb_ladder`). A fit counts as
-        converged when lifetimes raises no error, all parameters are finite and > 0,
+        converged when the optimiser converges (see
+        :func:`ml.fitting.minimize_as_lifetimes`), all parameters are finite and > 0,
         the log-likelihood is finite, and ``q > 1`` (so the population mean order
         value ``p v / (q - 1)`` exists).
     min_customers : int, default 20
