@@ -33,6 +33,7 @@ def params(s: Settings) -> gxv.Params:
         accept_input_change=s.accept_input_change,
         dbt_vars=dbt_vars(s),  # what dbt gets, so the macros read alike
         docs=s.data_docs_dir,
+        memory_limit=s.duckdb_memory_limit,
     )
 
 

@@ -185,6 +185,7 @@ class Params:
     accept_input_change: bool = False
     dbt_vars: Mapping[str, object] = field(default_factory=dict)  # var() of the macros
     docs: Path | None = None  # Data Docs and profiles; None = docs_dir(warehouse)
+    memory_limit: str = "3GB"  # DuckDB's cap on the scratch file (CRM_DUCKDB_MEMORY_LIMIT)
 
 
 @dataclass(frozen=True)
@@ -230,7 +231,7 @@ def validate(warehouse: Path, params: Params, tables: Iterable[Table] = TABLES) 
         profiles = _stage(warehouse, scratch, tables, params)
         previous = {t: _read_profile(docs, t) for t in tables}
         suites = {t: _suite(t, params, previous[t]) for t in tables}
-        results = _run_gx(scratch, suites, docs)
+        results = _run_gx(scratch, suites, docs, params.memory_limit)
     outcomes: list[Outcome] = []
     for t in tables:
         result, url = results[t]
@@ -311,7 +312,7 @@ def _stage(
 
     sql = _macros(params.dbt_vars)
     profiles = {}
-    with connect(scratch) as con:
+    with connect(scratch, memory_limit=params.memory_limit) as con:
         con.execute(f"attach '{str(warehouse).replace(chr(39), chr(39) * 2)}' as wh (read_only)")
         for t in tables:
             con.execute(f"create table {t} as {_projection(t, sql)}")
@@ -527,7 +528,7 @@ def _register_dialect() -> None:
 
 
 def _run_gx(
-    scratch: Path, suites: dict[Table, list[Any]], docs: Path
+    scratch: Path, suites: dict[Table, list[Any]], docs: Path, memory_limit: str
 ) -> dict[Table, tuple[Any, str | None]]:
     """Run each table's suite as one GX checkpoint that updates the Data Docs site."""
     gx = _gx()
@@ -548,11 +549,10 @@ def _run_gx(
             "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
         },
     )
-    limit = os.environ.get("CRM_DUCKDB_MEMORY_LIMIT", "3GB")
     source = context.data_sources.add_sql(
         name="raw",
         connection_string=f"duckdb+crm_autocommit:///{scratch}",
-        kwargs={"connect_args": {"config": {"memory_limit": limit}}},
+        kwargs={"connect_args": {"config": {"memory_limit": memory_limit}}},
     )
     out: dict[Table, tuple[Any, str | None]] = {}
     try:

@@ -295,6 +295,31 @@ def test_orders_mostly_unreadable_is_an_error_and_not_the_reference(tmp_path) ->
     assert not gxv.profile_path(gxv.docs_dir(path), "orders").exists()
 
 
+def test_the_memory_cap_from_the_settings_reaches_every_connection(tmp_path, monkeypatch) -> None:
+    """CRM_DUCKDB_MEMORY_LIMIT from the project's .env (not only the environment) caps the
+    scratch file's connections: the one that stages it and GX's engine."""
+    from orchestration.defs.validation import params
+    from orchestration.settings import load_settings
+
+    monkeypatch.delenv("CRM_DUCKDB_MEMORY_LIMIT", raising=False)
+    env = tmp_path / ".env"
+    env.write_text("CRM_DUCKDB_MEMORY_LIMIT=640MB\n", encoding="utf-8")
+    assert params(load_settings(env_file=env)).memory_limit == "640MB"
+    path = build_warehouse(tmp_path / "warehouse.duckdb")
+    opened: list[tuple[str, object]] = []
+    real = duckdb.connect
+
+    def connect(database: str = ":memory:", *args, **kwargs):
+        config = kwargs.get("config") or {}
+        opened.append((Path(str(database)).name, config.get("memory_limit")))
+        return real(database, *args, **kwargs)
+
+    monkeypatch.setattr(duckdb, "connect", connect)
+    _run(path, replace(PARAMS, memory_limit="640MB"), tables=["orders"])
+    scratch = [limit for name, limit in opened if name == "raw.duckdb"]
+    assert len(scratch) >= 2 and set(scratch) == {"640MB"}
+
+
 def test_docs_folder_beside_the_warehouse() -> None:
     assert gxv.docs_dir(Path("/d/warehouse.duckdb")) == Path("/d/gx_docs")
     assert gxv.docs_dir(Path("/d/cdnow.duckdb")) == Path("/d/gx_docs-cdnow")

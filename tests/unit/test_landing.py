@@ -257,3 +257,30 @@ def test_coupon_events_without_event_column_name_file_and_column(tmp_path: Path)
     )
     with pytest.raises(CrmError, match=r"coupon_events\.csv.*event"):
         _load(tmp_path, landing.COUPON_EVENTS)
+
+
+def test_record_numbers_hold_when_the_reader_splits_a_large_file(tmp_path: Path) -> None:
+    """A file larger than the reader's buffer (~32 MB), written without insertion order:
+    every record keeps its number across the buffers, with quoted line breaks, blank lines
+    and rejected records spread through the file (the small files above fit one buffer)."""
+    n, lines = 1_200_000, []
+    for rec in range(1, n + 1):
+        if rec % 99_991 == 0:
+            lines.append(f"O{rec},M{rec},2024-12-30,1.00,paid,extra\n")  # rejected
+        elif rec % 70_001 == 0:
+            lines.append(f'O{rec},M{rec},2024-12-30,1.00,"pa\nid"\n')  # quoted line break
+        else:
+            lines.append(f"O{rec},M{rec},2024-12-30,{rec % 997}.50,paid\n")
+        if rec % 123_457 == 0:
+            lines.append("\n")  # a blank line is no record
+    (tmp_path / "orders.csv").write_text(HEADER + "".join(lines))
+    assert (tmp_path / "orders.csv").stat().st_size > 40_000_000
+    con, report = _load(tmp_path)
+    assert report.rows == n
+    wrong = con.execute(
+        "select count(*) filter (where order_id <> 'O' || _source_row), "
+        "count(*) filter (where _reject_reason is not null), "
+        "count(*) filter (where _reject_reason is not null and _source_row % 99991 <> 0), "
+        "count(distinct _source_row), min(_source_row), max(_source_row) from raw.orders"
+    ).fetchone()
+    assert wrong == (0, n // 99_991, 0, n, 1, n)
