@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import fcntl
 import sys
+from functools import cached_property
+from importlib.metadata import version
 from pathlib import Path
+from typing import Any
 
 from dagster_dbt import DbtCliResource, DbtProject
+from packaging.version import Version
 
 from orchestration.errors import CrmError
 from orchestration.lib.playbook import load_playbook
@@ -30,8 +34,25 @@ dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_D
 dbt_project.prepare_if_dev()
 
 
+class CrmDbtCliResource(DbtCliResource):
+    """dagster-dbt's dbt resource without two start-up costs it pays on every dbt step
+    (~4-7 s of each, tiny shop): it runs `dbt --version` in a subprocess to learn the
+    version (dbt asks PyPI for its latest release there), and it builds a dbt adapter in
+    this process, used only to fetch row counts and column metadata, which this project
+    computes itself (transform._table_metadata). The version is the installed dbt-core's.
+    Both are private members of dagster-dbt (pinned in pyproject.toml); kept here, in one
+    place, and tests/unit/test_dbt_parse_cache.py checks that neither runs."""
+
+    @cached_property
+    def _cli_version(self) -> Version:
+        return Version(version("dbt-core"))
+
+    def _initialize_dbt_core_adapter(self, args: Any) -> None:  # type: ignore[override]
+        return None
+
+
 def dbt_cli() -> DbtCliResource:
-    return DbtCliResource(
+    return CrmDbtCliResource(
         project_dir=dbt_project, profiles_dir=DBT_PROJECT_DIR, dbt_executable=DBT_EXECUTABLE
     )
 

@@ -46,3 +46,30 @@ def test_a_run_reuses_the_parse_of_an_earlier_run_with_the_same_vars(tmp_path: P
             shutil.rmtree(target, ignore_errors=True)
         if targets:
             _parse_cache(targets[0].parent, same).unlink(missing_ok=True)
+
+
+def test_a_dbt_step_starts_without_dbt_version_or_an_in_process_adapter(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """dagster-dbt would run `dbt --version` (which asks PyPI for dbt's latest release) and
+    build a dbt adapter in this process before every dbt command: ~4-7 s of each dbt step.
+    The project's resource knows the version and needs no adapter; dbt itself still runs."""
+    from importlib.metadata import version
+
+    import dagster_dbt.core.resource as dagster_dbt_resource
+
+    from orchestration.defs.project import dbt_cli
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"dagster-dbt started a subprocess before dbt: {args}")
+
+    monkeypatch.setattr(dagster_dbt_resource, "check_output", refuse)
+    resource = dbt_cli()
+    assert str(resource._cli_version) == version("dbt-core")
+    dbt_vars_json = json.dumps({"warehouse": str(tmp_path / "w.duckdb")})
+    invocation = resource.cli(
+        ["parse", "--vars", dbt_vars_json], target_path=tmp_path / "target", raise_on_error=False
+    )
+    list(invocation.stream_raw_events())
+    assert invocation.is_successful() and invocation.adapter is None
+    assert (tmp_path / "target" / "manifest.json").exists()
