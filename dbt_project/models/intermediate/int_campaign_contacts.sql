@@ -48,8 +48,11 @@ marked_lists as (
 
 ),
 
-history as (
+history as not materialized (
 
+    -- read twice, never materialised: a copy of years of history (50M rows) cost more
+    -- than the two scans, and the second, joined to the live lists, reads only their
+    -- days (DuckDB skips the row groups outside the join's as_of_date range)
     select * from {{ source('campaigns', 'contact_history') }}
     where as_of_date < {{ as_of_date() }}
 

@@ -50,18 +50,32 @@ members as (
 
 ),
 
+purchases as (
+
+    -- each contact's purchases inside its window, grouped by the contact's key (one row
+    -- per campaign and member, tested on int_campaign_contacts), not by all its columns
+    select
+        m.campaign_id,
+        m.member_id,
+        count(*) as purchases,
+        sum(o.occasion_amount) as revenue
+    from members as m
+    inner join {{ ref('int_purchase_occasions') }} as o
+        on o.member_id = m.member_id
+        and o.occasion_date >= m.sent_on
+        and o.occasion_date < m.sent_on + m.window_days
+    group by m.campaign_id, m.member_id
+
+),
+
 outcomes as (
 
     select
         m.*,
-        count(o.occasion_date) > 0 as bought,
-        coalesce(sum(o.occasion_amount), 0) as revenue
+        p.purchases is not null as bought,
+        coalesce(p.revenue, 0) as revenue
     from members as m
-    left join {{ ref('int_purchase_occasions') }} as o
-        on o.member_id = m.member_id
-        and o.occasion_date >= m.sent_on
-        and o.occasion_date < m.sent_on + m.window_days
-    group by all
+    left join purchases as p on m.campaign_id = p.campaign_id and m.member_id = p.member_id
 
 ),
 
