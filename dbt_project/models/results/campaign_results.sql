@@ -52,12 +52,14 @@ members as (
 
 purchases as (
 
-    -- each contact's purchases inside its window, grouped by the contact's key (one row
-    -- per campaign and member, tested on int_campaign_contacts), not by all its columns
+    -- each contact's purchases inside its window, grouped by the contact's key, not by
+    -- all its columns: this relies on one row per campaign and member, which the
+    -- unique_combination test on int_campaign_contacts enforces (a failure stops dbt
+    -- build before this model; joined back, a duplicate would count purchases twice)
     select
         m.campaign_id,
         m.member_id,
-        count(*) as purchases,
+        count(*) as occasions,
         sum(o.occasion_amount) as revenue
     from members as m
     inner join {{ ref('int_purchase_occasions') }} as o
@@ -72,7 +74,7 @@ outcomes as (
 
     select
         m.*,
-        p.purchases is not null as bought,
+        p.occasions is not null as bought,
         coalesce(p.revenue, 0) as revenue
     from members as m
     left join purchases as p on m.campaign_id = p.campaign_id and m.member_id = p.member_id
