@@ -94,6 +94,10 @@ class LoadReport:
 
 #: Longest CSV line DuckDB reads; a longer line is quarantined ("line too long").
 MAX_LINE_BYTES = 2 << 20
+#: Bytes read at a time by the line counters (a test makes it small to cross chunk ends).
+_CHUNK = 1 << 22
+#: DuckDB's string compressions not used for landed tables (see `load_entity`).
+LOAD_UNCOMPRESSED = "dict_fsst"
 
 _REJECT_REASONS = {
     "MISSING COLUMNS": "too few fields: {fields} of {expected} on line {line}; "
@@ -159,22 +163,29 @@ def scan_records(path: Path, delim: str, want: set[int] | None = None) -> Record
 
 
 def _count_unquoted(path: Path) -> RecordScan | None:
-    """Records of a file without any quote character: its non-blank lines minus the header."""
-    import re
+    """Records of a file without any quote character: its non-blank lines minus the header.
 
-    blank_re = re.compile(rb"\n(?=\r?\n)")
+    One vectorised pass per chunk: line breaks are LF (a CRLF counts as its LF, so the
+    CRs are dropped first), and a blank line is a line break right after another one."""
+    import numpy as np
+
     newlines = blanks = 0
-    prev = b""
+    ends_in_break = False  # the previous chunk's last byte (CRs dropped) was a line break
     last = b""
     with path.open("rb") as fh:
-        while chunk := fh.read(1 << 22):
-            if b'"' in chunk or chunk.count(b"\r") != chunk.count(b"\r\n"):
-                return None  # quotes or bare CR line ends: count with the csv reader
-            window = prev + chunk
-            newlines += chunk.count(b"\n")
-            if b"\n\n" in window or b"\n\r\n" in window:
-                blanks += len(blank_re.findall(window)) - len(blank_re.findall(prev))
-            prev = window[-2:]
+        while chunk := fh.read(_CHUNK):
+            if b'"' in chunk:
+                return None  # quotes: count with the csv reader
+            text = chunk
+            if b"\r" in chunk:
+                if chunk.count(b"\r") != chunk.count(b"\r\n"):
+                    return None  # a bare CR line end (or one split by the chunk): csv reader
+                text = chunk.replace(b"\r", b"")
+            breaks = np.frombuffer(text, dtype=np.uint8) == ord("\n")
+            newlines += int(np.count_nonzero(breaks))
+            blanks += int(np.count_nonzero(breaks[1:] & breaks[:-1]))
+            blanks += int(ends_in_break and bool(breaks[0]))
+            ends_in_break = bool(breaks[-1])
             last = chunk[-1:]
     lines = newlines + (1 if last not in (b"", b"\n") else 0)
     return RecordScan(records=max(lines - 1 - blanks, 0), physical_lines=lines)
@@ -287,17 +298,23 @@ def _utf8_view(path: Path, encoding: str) -> Iterator[Path]:
 
 
 def _mixed_line_endings(path: Path) -> bool:
-    """True when some lines end in CRLF and others in a bare LF."""
-    crlf = lf = 0
+    """True when some lines end in CRLF and others in a bare LF.
+
+    A chunk without a CR has only bare LFs; only chunks with one are counted (the common
+    LF-only export is read at the speed of a byte search, not of counting every line)."""
+    has_crlf = has_bare_lf = False
     prev = b""
     with path.open("rb") as fh:
-        while chunk := fh.read(1 << 22):
-            window = prev + chunk
-            crlf += window.count(b"\r\n") - prev.count(b"\r\n")
-            lf += chunk.count(b"\n")
-            prev = window[-1:]
-            if crlf and lf > crlf:
+        while chunk := fh.read(_CHUNK):
+            if prev != b"\r" and b"\r" not in chunk:
+                has_bare_lf = has_bare_lf or b"\n" in chunk
+            else:  # a CRLF may span the chunks: prev is the last byte before this chunk
+                crlf = (prev + chunk).count(b"\r\n")
+                has_crlf = has_crlf or crlf > 0
+                has_bare_lf = has_bare_lf or chunk.count(b"\n") > crlf
+            if has_crlf and has_bare_lf:
                 return True
+            prev = chunk[-1:]
     return False
 
 
@@ -433,6 +450,11 @@ def load_entity(
         # need not keep the file's order: written in parallel without it, the load and the
         # checkpoints after it take half the time (10M orders: ~37 -> ~16 s).
         con.execute("SET preserve_insertion_order = false")
+        # Landed text is written once and read twice (validation, staging): DuckDB's
+        # dictionary+FSST string compression spent a third of the load analysing unique
+        # text (times, amounts, ids); without it the table is ~4x larger on disk (10M
+        # orders: 0.25 -> 1.0 GB) and is read as fast (docs/benchmarks.md, tenth update).
+        con.execute(f"SET disabled_compression_methods = {_sql_str(LOAD_UNCOMPRESSED)}")
         try:
             con.execute(f"CREATE OR REPLACE TABLE {tmp} AS {body}")
         except duckdb.Error as exc:
@@ -442,6 +464,7 @@ def load_entity(
             ) from exc
         finally:
             con.execute("RESET preserve_insertion_order")
+            con.execute("RESET disabled_compression_methods")
         for path, readable, delim, rejects in csv_files:
             _account_for_file(con, tmp, entity, path, readable, delim, rejects, report)
     counts = con.sql(f"SELECT _source_file, count(*) FROM {tmp} GROUP BY 1").fetchall()
