@@ -1325,7 +1325,7 @@ def render(report: Report, wanted: Iterable[str], previous_tail: str | None) -> 
             "",
         ]
         if cold := oh.get("cold"):
-            dbt = sum(v for k, v in cold["step_seconds"].items() if "dbt" in k)
+            dbt = sum(v for k, v in cold["step_seconds"].items() if stage_of(k) == "dbt")
             lines += [
                 "This is the second of two runs, started as every nightly run starts: with "
                 "the dbt manifest and dbt's parse kept from the run before. The first "

@@ -60,9 +60,9 @@
 
 {# True when a value was given but is not a usable phone / email (counted by WARN checks). #}
 {% macro is_invalid_phone(col) -%}
-    ({{ clean_text(col) }} is not null and {{ normalise_phone(col) }} is null)
+    ({{ has_text(col) }} and {{ normalise_phone(col) }} is null)
 {%- endmacro %}
 
 {% macro is_invalid_email(col) -%}
-    ({{ clean_text(col) }} is not null and {{ normalise_email(col) }} is null)
+    ({{ has_text(col) }} and {{ normalise_email(col) }} is null)
 {%- endmacro %}

@@ -23,6 +23,14 @@
     else nullif(trim(regexp_replace({{ col }}, '[\s\x{00a0}\x{3000}]+', ' ', 'g')), '') end
 {%- endmacro %}
 
+{% macro has_text(col) -%}
+    {#- true exactly when clean_text(col) is not null, without building the cleaned text:
+        the value has a character that is neither a regex space (\s: tab, line and form
+        feed, carriage return, space) nor a Unicode space separator (Zs: the no-break and
+        ideographic spaces among them; the set trim() removes) -#}
+    coalesce(regexp_matches({{ col }}, '[^\s\p{Zs}]'), false)
+{%- endmacro %}
+
 {% macro parse_timestamp(col) -%}
     {{ return(adapter.dispatch('parse_timestamp', 'crm')(col)) }}
 {%- endmacro %}

@@ -285,7 +285,7 @@ def _projection(table: Table, sql: Any) -> str:
     for col in ENTITIES[table].columns:
         kind = VALUES[table].get(col)
         if kind is None:  # personal or free text: only whether it is filled
-            outer.append(f"case when {sql('clean_text', col)} is not null then true end as {col}")
+            outer.append(f"case when {sql('has_text', col)} then true end as {col}")
             inner.append(col)
             continue
         # a row the reader could not split may have its fields shifted (a name in the

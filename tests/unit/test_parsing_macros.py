@@ -201,3 +201,24 @@ def test_fast_path_gives_the_reference_result(macros, values, name):
 def test_known_answers(macros, name, value, expected):
     got = duckdb.sql(f"select cast(({macros(name, '$v')}) as varchar)", params={"v": value})
     assert got.fetchall()[0][0] == expected
+
+
+def test_has_text_is_clean_text_not_null(macros, values):
+    """has_text (validation's "filled", the invalid phone / email flags) never builds the
+    cleaned text; it must say true exactly where clean_text gives a value, on every hostile
+    and random value and on every code point alone (the spaces trim() and \\s know)."""
+    new, ref = macros("has_text", "v"), f"({macros('clean_text', 'v')}) is not null"
+    differ = values.execute(
+        f"select v from v where ({new}) is distinct from ({ref}) order by i limit 10"
+    ).fetchall()
+    assert not differ, f"has_text and clean_text disagree on {differ}"
+    points = duckdb.connect()
+    points.execute(  # every Unicode scalar value (no surrogates)
+        "create table v as select chr(i::integer) as v from range(1, 1114112) t(i) "
+        "where i < 55296 or i > 57343"
+    )
+    differ = points.execute(f"select v from v where ({new}) is distinct from ({ref}) limit 10")
+    assert not differ.fetchall(), "has_text and clean_text disagree on a single code point"
+    blank = points.execute(f"select list(unicode(v) order by v) from v where not ({new})")
+    # \t \n \f \r and the 17 space separators (Zs), space and no-break space among them
+    assert len(blank.fetchone()[0]) == 4 + 17
