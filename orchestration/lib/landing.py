@@ -96,8 +96,6 @@ class LoadReport:
 MAX_LINE_BYTES = 2 << 20
 #: Bytes read at a time by the line counters (a test makes it small to cross chunk ends).
 _CHUNK = 1 << 22
-#: DuckDB's string compressions not used for landed tables (see `load_entity`).
-LOAD_UNCOMPRESSED = "dict_fsst"
 
 _REJECT_REASONS = {
     "MISSING COLUMNS": "too few fields: {fields} of {expected} on line {line}; "
@@ -450,11 +448,6 @@ def load_entity(
         # need not keep the file's order: written in parallel without it, the load and the
         # checkpoints after it take half the time (10M orders: ~37 -> ~16 s).
         con.execute("SET preserve_insertion_order = false")
-        # Landed text is written once and read twice (validation, staging): DuckDB's
-        # dictionary+FSST string compression spent a third of the load analysing unique
-        # text (times, amounts, ids); without it the table is ~4x larger on disk (10M
-        # orders: 0.25 -> 1.0 GB) and is read as fast (docs/benchmarks.md, tenth update).
-        con.execute(f"SET disabled_compression_methods = {_sql_str(LOAD_UNCOMPRESSED)}")
         try:
             con.execute(f"CREATE OR REPLACE TABLE {tmp} AS {body}")
         except duckdb.Error as exc:
@@ -464,7 +457,6 @@ def load_entity(
             ) from exc
         finally:
             con.execute("RESET preserve_insertion_order")
-            con.execute("RESET disabled_compression_methods")
         for path, readable, delim, rejects in csv_files:
             _account_for_file(con, tmp, entity, path, readable, delim, rejects, report)
     counts = con.sql(f"SELECT _source_file, count(*) FROM {tmp} GROUP BY 1").fetchall()

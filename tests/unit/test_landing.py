@@ -286,35 +286,6 @@ def test_record_numbers_hold_when_the_reader_splits_a_large_file(tmp_path: Path)
     assert wrong == (0, n // 99_991, 0, n, 1, n)
 
 
-def test_landed_text_is_stored_without_dictionary_fsst_and_the_setting_is_restored(
-    tmp_path: Path,
-) -> None:
-    """The load skips DuckDB's costliest string compression (a third of a 10M-order load)
-    for its own table only: the connection's setting is back to DuckDB's default afterwards."""
-    n = 200_000
-    (tmp_path / "orders.csv").write_text(
-        HEADER
-        + "".join(
-            f"O{i},M{i % 5000},2024-{1 + i % 12:02d}-{1 + i % 28:02d} {i % 24:02d}:"
-            f"{i % 60:02d}:{i % 59:02d},{i % 997}.{i % 100:02d},paid\n"
-            for i in range(n)
-        )
-    )
-    con = duckdb.connect(str(tmp_path / "wh.duckdb"))
-    _load(tmp_path, con=con)
-    con.execute("checkpoint")
-    used = dict(
-        con.execute(
-            "select column_name, string_agg(distinct compression, ',') "
-            "from pragma_storage_info('raw.orders') where segment_type = 'VARCHAR' group by 1"
-        ).fetchall()
-    )
-    assert set(used) >= {"order_id", "ordered_at", "amount"}
-    assert not any("DICT_FSST" in c.upper() for c in used.values()), used
-    assert con.execute("select current_setting('disabled_compression_methods')").fetchone() == ("",)
-    assert con.execute("select count(*) from raw.orders").fetchone() == (n,)
-
-
 @pytest.mark.parametrize("chunk", [1, 2, 3, 7, 1 << 22])
 def test_fast_line_counts_agree_with_the_csv_reader_across_chunk_ends(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk: int
