@@ -47,7 +47,8 @@
         when regexp_matches(trim({{ col }}), '(Z|[+-]\d{2}(:?\d{2})?)$')
              and regexp_matches(trim({{ col }}), '^\d{4}-\d{2}-\d{2}[ T]\d')
             then timezone('{{ var("timezone") }}', try_cast(trim({{ col }}) as timestamptz))
-        else try_strptime(regexp_replace(trim({{ col }}), '\.\d+$', ''), {{ layouts }})
+        {#- fractional seconds are dropped (after a time only: 2024.07.01 is a date) -#}
+        else try_strptime(regexp_replace(trim({{ col }}), '(:\d{2})\.\d+$', '\1'), {{ layouts }})
     end
 {%- endmacro %}
 

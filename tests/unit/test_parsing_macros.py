@@ -34,7 +34,7 @@ def _ref_parse_timestamp(c: str) -> str:
         rf"case when regexp_matches(trim({c}), '(Z|[+-]\d{{2}}(:?\d{{2}})?)$') "
         rf"and regexp_matches(trim({c}), '^\d{{4}}-\d{{2}}-\d{{2}}[ T]\d') "
         f"then timezone('{TIMEZONE}', try_cast(trim({c}) as timestamptz)) "
-        rf"else try_strptime(regexp_replace(trim({c}), '\.\d+$', ''), {LAYOUTS}) end"
+        rf"else try_strptime(regexp_replace(trim({c}), '(:\d{{2}})\.\d+$', '\1'), {LAYOUTS}) end"
     )
 
 
@@ -192,6 +192,10 @@ def test_fast_path_gives_the_reference_result(macros, values, name):
         ("parse_amount", "¥1,299.00", "1299.00"),
         ("parse_timestamp", "2024-07-01 00:12:27", "2024-07-01 00:12:27"),
         ("parse_timestamp", "2024-07-01T00:12:27+00:00", "2024-07-01 08:12:27"),
+        ("parse_timestamp", "2024.07.01", "2024-07-01 00:00:00"),  # a documented layout
+        ("parse_timestamp", "2024-07-01 00:12:27.123", "2024-07-01 00:12:27"),
+        ("parse_timestamp", "2024/07/01 08:00", "2024-07-01 08:00:00"),
+        ("parse_timestamp", "20240701", "2024-07-01 00:00:00"),
         ("normalise_member_id", "M0000215", "M0000215"),
         ("normalise_phone", "13900000002", "+8613900000002"),
         ("normalise_email", "a@b.com", "a@b.com"),
