@@ -3,7 +3,7 @@
     {%- set d = var('as_of_date', none) -%}
     {%- if d is none or d == '' -%}
         {#- a bare `dbt build`: yesterday in the business time zone, as the pipeline does -#}
-        cast(timezone('{{ var("timezone") }}', now()) as date) - 1
+        (cast(timezone('{{ var("timezone") }}', now()) as date) - 1)
     {%- else -%}
         cast('{{ d }}' as date)
     {%- endif -%}

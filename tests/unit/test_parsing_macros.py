@@ -226,3 +226,20 @@ def test_has_text_is_clean_text_not_null(macros, values):
     blank = points.execute(f"select list(unicode(v) order by v) from v where not ({new})")
     # \t \n \f \r and the 17 space separators (Zs), space and no-break space among them
     assert len(blank.fetchone()[0]) == 4 + 17
+
+
+def test_bare_as_of_date_is_one_expression():
+    """Without an as_of_date var (a bare `dbt build`) the as-of date is yesterday in the
+    business time zone. dbt's datediff appends `::timestamp` to it, so it must be one
+    expression: `... - 1::timestamp` did not bind (customer_rfm, campaign_members)."""
+    source = (DBT_PROJECT_DIR / "macros" / "as_of.sql").read_text(encoding="utf-8")
+    module = (
+        jinja2.Environment()
+        .from_string(source)
+        .make_module({"var": lambda name, default=None: {"timezone": TIMEZONE}.get(name, default)})
+    )
+    expr = str(module.as_of_date())
+    got = duckdb.sql(
+        f"select {expr}::timestamp = cast(timezone('{TIMEZONE}', now()) as date) - 1"
+    ).fetchall()
+    assert got == [(True,)]
