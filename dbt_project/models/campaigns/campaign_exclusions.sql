@@ -1,9 +1,11 @@
 -- Why members who qualified for a list are not in it: one row per member per
 -- list they qualified for but are not targeted by. The audit trail for "why
 -- was X not contacted?".
+-- CTEs read more than once are `not materialized`: DuckDB would otherwise copy them
+-- whole to read them again (re-reading the table is cheaper).
 with
 
-assignments as (
+assignments as not materialized (
 
     select * from {{ ref('campaign_assignments') }}
 
@@ -15,7 +17,7 @@ assigned as (
 
 ),
 
-targets as (
+targets as not materialized (
 
     select member_id, list_name from {{ ref('campaign_targets') }}
 

@@ -2,6 +2,8 @@
 -- whether and how the member may be contacted. Scores are used only when they
 -- were computed for this as-of date (stale scores are never used as new).
 {%- set pb = var('playbook') %}
+-- CTEs read more than once are `not materialized`: DuckDB would otherwise copy them
+-- whole to read them again (re-reading the table is cheaper).
 with
 
 lifecycle as (
@@ -16,20 +18,20 @@ rfm as (
 
 ),
 
-scores as (
+scores as not materialized (
 
     select * from {{ source('model', 'customer_scores') }}
     where as_of_date = {{ as_of_date() }}
 
 ),
 
-members as (
+members as not materialized (
 
     select * from {{ ref('int_members_unioned') }}
 
 ),
 
-suppression as (
+suppression as not materialized (
 
     select * from {{ ref('stg_shop__suppression') }}
 

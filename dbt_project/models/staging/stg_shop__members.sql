@@ -4,9 +4,11 @@
 -- (file name, then row; an empty value does not replace an earlier one).
 -- A member landed once (nearly all) is its own row; only the others are merged
 -- (merging every member holds nine values per member in memory at once).
+-- CTEs read more than once are `not materialized`: DuckDB would otherwise copy them
+-- whole to read them again (re-reading the table is cheaper).
 with
 
-base as (
+base as not materialized (
 
     select * from {{ ref('base_shop__members') }}
 
@@ -20,7 +22,7 @@ files as (
 
 ),
 
-valid as (
+valid as not materialized (
 
     select
         base.*,
